@@ -1,0 +1,1 @@
+//! intake-engine: templates and the pipeline (placeholder until the template model lands).

@@ -1,0 +1,1 @@
+//! intake-mappers: the mapper chain (placeholder until field mapping lands).

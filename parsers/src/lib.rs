@@ -1,0 +1,12 @@
+//! intake-parsers: turns the bytes of a file into a stream of numbered records.
+//!
+//! It owns text encodings and the file formats (CSV today), and the two record types the rest of
+//! the pipeline shares: [`Record`], the text cells of one source record with the line it starts
+//! on, and [`Row`], a mapped row of named JSON values. It does not know about templates, mapping
+//! or validation: those crates depend on this one, never the other way round.
+
+mod record;
+pub mod row;
+
+pub use record::Record;
+pub use row::{Row, RowShape};

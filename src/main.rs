@@ -1,0 +1,2 @@
+//! The `intake` command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Row rules (placeholder until the rule catalogue lands).
