@@ -1,1 +1,14 @@
-//! intake-engine: templates and the pipeline (placeholder until the template model lands).
+//! intake-engine: import templates and the pipeline that runs a file through them.
+//!
+//! The engine composes the leaf crates: it owns the [`Template`] (whose parts are the components'
+//! own config types), checks templates on load, and runs a file through parse → map → validate
+//! ([`FilePipeline`], [`check_file`]). It does not parse formats, map or validate by itself.
+
+pub mod check;
+pub mod pipeline;
+pub mod template;
+
+pub use check::{CheckReport, check_file};
+pub use intake_parsers::RowError;
+pub use pipeline::{FilePipeline, PipelineError, RejectedRow, RowOutcome};
+pub use template::{Template, TemplateError, TemplateProblem, load, template_schema};

@@ -5,8 +5,16 @@
 //! on, and [`Row`], a mapped row of named JSON values. It does not know about templates, mapping
 //! or validation: those crates depend on this one, never the other way round.
 
+pub mod csv;
+pub mod encoding;
+pub mod locale;
 mod record;
 pub mod row;
+pub mod row_error;
 
+pub use csv::{CsvFileError, CsvOptions, CsvReader, ReadOutcome, RowParseError, RowParseErrorKind};
+pub use encoding::{DecodingReader, EncodingError, TextEncoding, UnknownEncoding};
+pub use locale::Locale;
 pub use record::Record;
 pub use row::{Row, RowShape};
+pub use row_error::{Layer, RowError};

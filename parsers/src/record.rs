@@ -49,6 +49,17 @@ impl Record {
         self.ends.push(self.text.len());
     }
 
+    /// Replaces the content with cells given as one text and the end offset of each cell.
+    ///
+    /// The caller guarantees that the ends are non-decreasing char boundaries of `text`.
+    pub(crate) fn fill(&mut self, row_number: u64, text: &str, ends: &[usize]) {
+        self.row_number = row_number;
+        self.text.clear();
+        self.text.push_str(text);
+        self.ends.clear();
+        self.ends.extend_from_slice(ends);
+    }
+
     /// The number of cells.
     pub fn len(&self) -> usize {
         self.ends.len()

@@ -1,4 +1,4 @@
-//! The languages validation messages are written in.
+//! The languages operator-facing messages (parse, mapping and validation errors) are written in.
 
 use std::fmt;
 

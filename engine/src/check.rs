@@ -1,0 +1,73 @@
+//! `check`: a whole file through the pipeline, counted, with every rejected row handed out.
+//!
+//! This is what `intake check` prints and what golden tests compare. Nothing is written anywhere.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde::Serialize;
+
+use crate::pipeline::{FilePipeline, PipelineError, RejectedRow, RowOutcome};
+use crate::template::Template;
+
+/// How often (in rows) the progress callback is called.
+const PROGRESS_EVERY_ROWS: u64 = 16_384;
+
+/// The summary of a checked file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The file.
+    pub file: String,
+    /// Records read (valid and rejected; blank lines are not records).
+    pub rows_read: u64,
+    /// Rows that mapped and validated.
+    pub valid: u64,
+    /// Rows refused.
+    pub rejected: u64,
+    /// How many errors each rule produced, keyed `layer.rule` (e.g. `row_rules.iban`).
+    pub errors_by_rule: BTreeMap<String, u64>,
+    /// Set when the template asserts an empty file (`assert_empty`) and the file has rows.
+    pub assert_empty_violated: bool,
+}
+
+impl CheckReport {
+    /// Whether every row was valid and no assertion failed.
+    pub fn is_clean(&self) -> bool {
+        self.rejected == 0 && !self.assert_empty_violated
+    }
+}
+
+/// Runs `input` through `template`, calling `on_rejected` for every refused row in file order
+/// and `on_progress` with the bytes read so far every few thousand rows.
+pub fn check_file<R: Read>(
+    template: &Template,
+    source_name: &str,
+    input: R,
+    mut on_rejected: impl FnMut(&RejectedRow),
+    mut on_progress: impl FnMut(u64),
+) -> Result<CheckReport, PipelineError> {
+    let mut pipeline = FilePipeline::open(template, source_name, input)?;
+    let mut report = CheckReport { file: source_name.to_owned(), ..CheckReport::default() };
+    loop {
+        let bytes = pipeline.bytes_read();
+        let Some(outcome) = pipeline.next_row()? else { break };
+        report.rows_read += 1;
+        match outcome {
+            RowOutcome::Valid(_) => report.valid += 1,
+            RowOutcome::Rejected(rejected) => {
+                report.rejected += 1;
+                for error in &rejected.errors {
+                    let key = format!("{}.{}", error.layer.as_str(), error.rule);
+                    *report.errors_by_rule.entry(key).or_default() += 1;
+                }
+                on_rejected(rejected);
+            }
+        }
+        if report.rows_read % PROGRESS_EVERY_ROWS == 0 {
+            on_progress(bytes);
+        }
+    }
+    on_progress(pipeline.bytes_read());
+    report.assert_empty_violated = template.assert_empty && report.rows_read > 0;
+    Ok(report)
+}

@@ -1,0 +1,190 @@
+//! One file through parse → map → validate, a row at a time, in bounded memory.
+//!
+//! [`FilePipeline`] is what `intake check` runs, and what an import runs before writing: it is
+//! opened once per file (compiling the mapping and validation for that file's columns) and then
+//! yields each row's outcome in file order. A bad row is an outcome, not an error; only a file
+//! that cannot be read at all (or a template that cannot run) is an `Err`.
+
+use std::io::Read;
+
+use intake_mappers::MappingChain;
+use intake_parsers::csv::{CsvFileError, CsvReader, ReadOutcome};
+use intake_parsers::{Layer, Locale, Record, Row, RowError};
+use intake_validators::RowValidator;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::template::{Template, TemplateProblem};
+
+/// Why a file could not be run through the pipeline at all.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The template asks for something this release cannot run, or does not fit this file.
+    #[error("{source_name}: the template cannot run on this file:\n{}", list(problems))]
+    Template {
+        /// The file.
+        source_name: String,
+        /// Every problem, with its path in the template.
+        problems: Vec<TemplateProblem>,
+    },
+    /// The file cannot be read (I/O, missing required columns, duplicate header names, …).
+    #[error(transparent)]
+    File(#[from] CsvFileError),
+}
+
+fn list(problems: &[TemplateProblem]) -> String {
+    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+}
+
+/// A row the pipeline refused, with everything an operator needs to fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    /// The physical line in the source file where the record starts.
+    pub row_number: u64,
+    /// The record as it came, column name → text.
+    pub original_data: Map<String, Value>,
+    /// Every error found (up to the template's cap).
+    pub errors: Vec<RowError>,
+}
+
+/// What happened to one row.
+#[derive(Debug)]
+pub enum RowOutcome<'a> {
+    /// Mapped and valid; ready to write.
+    Valid(&'a Row),
+    /// Refused, with its errors.
+    Rejected(&'a RejectedRow),
+}
+
+/// A file opened for parse → map → validate.
+pub struct FilePipeline<R: Read> {
+    reader: CsvReader<R>,
+    mapping: MappingChain,
+    validator: RowValidator,
+    locale: Locale,
+    record: Record,
+    row: Row,
+    rejected: RejectedRow,
+}
+
+impl<R: Read> FilePipeline<R> {
+    /// Opens `input` (named `source_name` in errors) for `template`: reads the header, then
+    /// compiles the mapping and validation for its columns, reporting every problem at once.
+    pub fn open(template: &Template, source_name: &str, input: R) -> Result<Self, PipelineError> {
+        let template_error =
+            |problems| PipelineError::Template { source_name: source_name.to_owned(), problems };
+        let unsupported = template.unsupported();
+        if !unsupported.is_empty() {
+            return Err(template_error(unsupported));
+        }
+        let options = template.csv_options().map_err(template_error)?;
+        let reader = CsvReader::new(source_name, input, options)?;
+        let mut problems = Vec::new();
+        let mapping = MappingChain::build(
+            &template.mapping,
+            &template.field_mapping,
+            &template.default_values,
+            reader.columns(),
+        );
+        let mapping = match mapping {
+            Ok(mapping) => Some(mapping),
+            Err(errors) => {
+                let path = if template.mapping.is_empty() { "/field_mapping" } else { "/mapping" };
+                problems.extend(errors.iter().map(|e| TemplateProblem::new(path, e.to_string())));
+                None
+            }
+        };
+        let locale = Locale::from_tag(&template.locale);
+        let mut validator = None;
+        if let Some(mapping) = &mapping {
+            match RowValidator::build(&template.validation, mapping.shape(), locale) {
+                Ok(built) => validator = Some(built),
+                Err(errors) => problems.extend(errors.iter().map(|e| {
+                    TemplateProblem::new(format!("/validation{}", e.path()), e.to_string())
+                })),
+            }
+        }
+        let (Some(mapping), Some(validator)) = (mapping, validator) else {
+            return Err(template_error(problems));
+        };
+        let row = Row::new(mapping.shape().clone());
+        Ok(Self {
+            reader,
+            mapping,
+            validator,
+            locale,
+            record: Record::new(),
+            row,
+            rejected: RejectedRow { row_number: 0, original_data: Map::new(), errors: Vec::new() },
+        })
+    }
+
+    /// The file's column names.
+    pub fn columns(&self) -> &[String] {
+        self.reader.columns()
+    }
+
+    /// Bytes of the file read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.bytes_read()
+    }
+
+    /// The next row's outcome, or `None` at the end of the file.
+    pub fn next_row(&mut self) -> Result<Option<RowOutcome<'_>>, PipelineError> {
+        match self.reader.read_record(&mut self.record)? {
+            ReadOutcome::End => Ok(None),
+            ReadOutcome::Rejected(error) => {
+                self.rejected.row_number = error.row_number;
+                self.rejected.original_data =
+                    original_data(self.reader.columns(), error.cells.iter());
+                self.rejected.errors.clear();
+                self.rejected.errors.push(RowError {
+                    layer: Layer::Parse,
+                    field: None,
+                    rule: error.kind.rule().to_owned(),
+                    message: error.kind.message(self.locale),
+                    value: None,
+                });
+                Ok(Some(RowOutcome::Rejected(&self.rejected)))
+            }
+            ReadOutcome::Record => {
+                self.row.set_row_number(self.record.row_number());
+                self.rejected.errors.clear();
+                match self.mapping.apply(&self.record, &mut self.row) {
+                    Ok(()) => {
+                        if self.validator.validate(&self.row, &mut self.rejected.errors) {
+                            return Ok(Some(RowOutcome::Valid(&self.row)));
+                        }
+                    }
+                    Err(errors) => {
+                        self.rejected.errors.extend(errors.iter().map(|e| RowError {
+                            layer: Layer::Mapping,
+                            field: Some(e.field.clone()),
+                            rule: e.rule().to_owned(),
+                            message: e.message(self.locale),
+                            value: Some(Value::String(e.value.clone())),
+                        }));
+                    }
+                }
+                self.rejected.row_number = self.record.row_number();
+                self.rejected.original_data =
+                    original_data(self.reader.columns(), self.record.cells());
+                Ok(Some(RowOutcome::Rejected(&self.rejected)))
+            }
+        }
+    }
+}
+
+/// The record as column → text; cells beyond the header are named by position.
+fn original_data<'a>(
+    columns: &[String],
+    cells: impl Iterator<Item = impl AsRef<str> + 'a>,
+) -> Map<String, Value> {
+    cells
+        .enumerate()
+        .map(|(i, cell)| {
+            let name = columns.get(i).cloned().unwrap_or_else(|| format!("column_{}", i + 1));
+            (name, Value::String(cell.as_ref().to_owned()))
+        })
+        .collect()
+}

@@ -1,0 +1,393 @@
+//! The import template: how one kind of file is read, mapped, validated and written.
+//!
+//! [`Template`] has every field of the platform's `/imports/templates` resource, with the same
+//! names and defaults. Each component owns the type of its own part (`validation` is the
+//! validators crate's [`ValidationConfig`], `mapping` the mappers crate's [`MapperConfig`]); the
+//! template only composes them. Loading a template checks it completely and reports every problem
+//! with its JSON path ([`load`]); settings a later release implements parse and are stored, but
+//! asking to run them is a "not supported yet" error ([`Template::unsupported`]).
+
+mod load;
+mod object_id;
+
+use intake_mappers::{FieldSpec, MapperConfig};
+use intake_validators::ValidationConfig;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use load::{TemplateError, TemplateProblem, load, template_schema};
+pub use object_id::ObjectId;
+
+/// An import template, as stored at `/imports/templates` and as written in a template file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "ImportTemplate")]
+pub struct Template {
+    /// The template's id (24 hex digits), set by the platform.
+    #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// The revision the stored template is at (its ETag), set by the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<String>,
+    /// When the template was created (RFC 3339), set by the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// When the template was last changed (RFC 3339), set by the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// The owning tenant; read-only, set by the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<ObjectId>,
+    /// Soft-deleted templates are kept but never used.
+    #[serde(default)]
+    pub is_deleted: bool,
+    /// When the template was soft-deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// Whether personal data in the template has been removed.
+    #[serde(default)]
+    pub is_depersonalized: bool,
+    /// When personal data was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depersonalized_at: Option<String>,
+    /// An id of the template in the integrator's own system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Tags (ids of tag resources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<ObjectId>,
+
+    /// Template name, e.g. 'Bank payments CSV'.
+    pub name: String,
+    /// Human-readable description of this template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The import source this template belongs to (1 source → N templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<ObjectId>,
+    /// Criteria for matching incoming files to this template: a file-name glob such as
+    /// `payments_*.csv` (used by the matcher when files arrive from a source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_matcher: Option<String>,
+    /// Match priority: higher wins when several templates match the same file.
+    #[serde(default)]
+    pub priority: i64,
+    /// Inactive templates are skipped by the matcher.
+    #[serde(default = "yes")]
+    pub is_active: bool,
+
+    /// Source file type.
+    pub file_type: FileType,
+    /// Parser format key; supersedes `file_type` for the streaming parser layer. When absent it
+    /// follows `file_type` (csv → csv, json → json, xml → xml, fixed_width → flat_file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "csv"))]
+    pub format: Option<Format>,
+    /// Format-specific parser options. A value given both here and at the top level
+    /// (`delimiter`, `has_header`) must agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parser_config: Option<ParserConfig>,
+    /// Column delimiter for CSV files: one ASCII character (`\t` for tab).
+    #[serde(default = "comma")]
+    pub delimiter: String,
+    /// File encoding: utf-8, utf-16 (with BOM), utf-16le, utf-16be, windows-1252 or iso-8859-1.
+    /// A byte-order mark in the file always wins.
+    #[serde(default = "utf8")]
+    pub encoding: String,
+    /// Whether the file has a header row.
+    #[serde(default = "yes")]
+    pub has_header: bool,
+    /// Number of physical lines to skip at the beginning, before the header.
+    #[serde(default)]
+    pub skip_rows: u64,
+    /// Sheet name for Excel files (default: the first sheet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet_name: Option<String>,
+    /// Column widths for fixed-width files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_widths: Vec<Value>,
+    /// Field mappings from source to target (legacy form of one `field_mapping` mapper).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_mapping: Vec<FieldSpec>,
+    /// Ordered mapper chain; the output of one feeds the next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mapping: Vec<MapperConfig>,
+    /// Target API resource, e.g. 'payments', 'players'.
+    pub target_resource: String,
+    /// How rows are written to the target resource.
+    #[serde(default)]
+    pub import_mode: ImportMode,
+    /// Field to match on in upsert, update and sync mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upsert_key: Option<String>,
+    /// Values that fill a field after mapping when the field is missing or null; they never
+    /// overwrite a value from the file.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub default_values: Map<String, Value>,
+    /// Sync mode: which existing records to compare against, e.g. {"category_id": "abc"}.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub scope_filter: Map<String, Value>,
+    /// Column whose values 'true'/'1'/'yes'/'delete' mark a row for (soft) deletion in upsert mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_column: Option<String>,
+    /// Run the import automatically after validation (for SFTP flows).
+    #[serde(default)]
+    pub auto_execute: bool,
+    /// Whether this template is visible in the portal for property owners.
+    #[serde(default)]
+    pub is_portal_visible: bool,
+    /// Simplified name shown in the portal, e.g. 'Import products'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal_label: Option<String>,
+    /// Short description for portal users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal_description: Option<String>,
+    /// Columns that must be present in the source file; a file without them is refused whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_columns: Vec<String>,
+    /// The five-layer validation.
+    #[serde(default)]
+    pub validation: ValidationConfig,
+    /// Locale of validation messages: 'sv' or 'en' (any other language gets English).
+    #[serde(default = "sv")]
+    pub locale: String,
+    /// Pre-flight crypto: decompression, PGP decryption, signature verification. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crypto: Option<Map<String, Value>>,
+    /// Row-level pre-transform expression. Not supported: use a `jq` or `jinja2` mapper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_transform: Option<String>,
+    /// Set when the template is owned by a parent tenant and shared read-only to sub-tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_from_tenant_id: Option<ObjectId>,
+    /// What happens with the source file after a run.
+    #[serde(default)]
+    pub post_process_policy: PostProcessPolicy,
+    /// Folder (relative to the source) where successful files are moved; needs policy 'move'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_folder: Option<String>,
+    /// Folder where files are moved on total failure; needs policy 'move'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_folder: Option<String>,
+    /// Relative folders the source skips entirely when polling.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_folders: Vec<String>,
+    /// File extensions that mark an upload in progress; the runner waits for the rename.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temp_file_extensions: Vec<String>,
+    /// If true, the file is expected to hold no rows; rows in it are reported as a warning.
+    #[serde(default)]
+    pub assert_empty: bool,
+    /// Transactional execution: mode (best_effort, all_or_nothing, batched), batch_size,
+    /// max_transaction_rows, stop_on_error. Used by the write path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<Map<String, Value>>,
+    /// Idempotency keys: natural_key_fields for per-row duplicate detection across re-runs.
+    /// Used by the write path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<Map<String, Value>>,
+    /// Retention policy; when absent the tenant default applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policy_id: Option<ObjectId>,
+    /// Retention category: decides the default retention period when no policy is set.
+    #[serde(default = "financial")]
+    pub retention_category: String,
+    /// When files go to the job queue instead of being processed inline: inline_max_size_mb,
+    /// inline_max_estimated_rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_policy: Option<Map<String, Value>>,
+    /// Expected delivery schedule (cron and tolerance window) for the SLA monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_expectation: Option<Value>,
+}
+
+/// The kind of file a template reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileType {
+    /// Delimited text.
+    Csv,
+    /// xlsx, xlsm, xls or ods workbooks.
+    Excel,
+    /// JSON documents or JSON Lines.
+    Json,
+    /// XML documents.
+    Xml,
+    /// Fixed-width text records.
+    FixedWidth,
+}
+
+/// The parser a template uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The streaming CSV parser.
+    Csv,
+    /// The streaming JSON parser.
+    Json,
+    /// The streaming XML parser.
+    Xml,
+    /// The fixed-width parser with record types.
+    FlatFile,
+}
+
+/// How rows are written to the target resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    /// Every row creates a record.
+    #[default]
+    Create,
+    /// Rows are added to what exists, nothing is changed.
+    Append,
+    /// Rows update existing records found by `upsert_key`.
+    Update,
+    /// Rows update by `upsert_key` or create when absent.
+    Upsert,
+    /// Like upsert, and records in `scope_filter` missing from the file are deleted.
+    Sync,
+}
+
+/// What happens to the source file after a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostProcessPolicy {
+    /// Leave the file in place; the run records its name.
+    #[default]
+    Keep,
+    /// Move it to `completed_folder` on success, `error_folder` on failure.
+    Move,
+}
+
+/// Format-specific parser options (`parser_config`); each applies to one format only.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParserConfig {
+    /// CSV: column delimiter, one ASCII character.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// CSV: quote character, one ASCII character; an empty string turns quoting off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_char: Option<String>,
+    /// CSV: whether the file has a header row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_header: Option<bool>,
+    /// CSV: the most physical lines one record may span (quoted newlines); default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_record_lines: Option<usize>,
+    /// CSV: the most bytes one record may take; default 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_record_bytes: Option<usize>,
+    /// JSON: path to the array of records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_path: Option<String>,
+    /// JSON: 'array' or 'lines' (JSON Lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// XML: the element that holds one record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_tag: Option<String>,
+    /// XML: namespace prefixes and their URIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Map<String, Value>>,
+    /// Flat file: the record layouts by record type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_types: Option<Value>,
+    /// Flat file: whether an unknown record type is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_post_types: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn comma() -> String {
+    ",".to_owned()
+}
+fn utf8() -> String {
+    "utf-8".to_owned()
+}
+fn sv() -> String {
+    "sv".to_owned()
+}
+fn financial() -> String {
+    "financial".to_owned()
+}
+
+impl Template {
+    /// The parser format this template uses: `format` when set, else the one `file_type` implies.
+    /// Excel has no format key of its own and is `None` here.
+    pub fn effective_format(&self) -> Option<Format> {
+        self.format.or(match self.file_type {
+            FileType::Csv => Some(Format::Csv),
+            FileType::Json => Some(Format::Json),
+            FileType::Xml => Some(Format::Xml),
+            FileType::FixedWidth => Some(Format::FlatFile),
+            FileType::Excel => None,
+        })
+    }
+
+    /// Settings this release cannot run, each as "not supported yet: …" text with its JSON path.
+    ///
+    /// A template using them is valid and can be stored; running it is refused with these,
+    /// never silently ignored.
+    pub fn unsupported(&self) -> Vec<TemplateProblem> {
+        let mut found = Vec::new();
+        let mut add = |path: &str, what: String| {
+            found.push(TemplateProblem::new(path, format!("not supported yet: {what}")));
+        };
+        match (self.file_type, self.effective_format()) {
+            (FileType::Csv, Some(Format::Csv)) => {}
+            (file_type, format) => add(
+                if self.format.is_some() { "/format" } else { "/file_type" },
+                format!(
+                    "reading {} files (file_type {}, format {}); this release reads CSV",
+                    ser_name(&file_type),
+                    ser_name(&file_type),
+                    format.map(|f| ser_name(&f)).unwrap_or_else(|| "none".to_owned())
+                ),
+            ),
+        }
+        if self.crypto.as_ref().is_some_and(|c| !c.is_empty()) {
+            add("/crypto", "crypto pre-flight (decompression, PGP)".to_owned());
+        }
+        if self.pre_transform.is_some() {
+            add(
+                "/pre_transform",
+                "pre_transform expressions; use a jq or jinja2 mapper".to_owned(),
+            );
+        }
+        if !self.column_widths.is_empty() {
+            add("/column_widths", "fixed-width column widths".to_owned());
+        }
+        for (index, mapper) in self.mapping.iter().enumerate() {
+            if !matches!(mapper, MapperConfig::FieldMapping(_)) {
+                add(&format!("/mapping/{index}"), format!("the '{}' mapper", mapper_type(mapper)));
+            }
+        }
+        for (layer, used) in [
+            ("cross_row_rules", !self.validation.cross_row_rules.is_empty()),
+            ("business_rules", !self.validation.business_rules.is_empty()),
+            ("plugins", !self.validation.plugins.is_empty()),
+        ] {
+            if used {
+                add(&format!("/validation/{layer}"), format!("validation layer '{layer}'"));
+            }
+        }
+        found
+    }
+}
+
+/// The `type` a mapper entry is written with.
+fn mapper_type(mapper: &MapperConfig) -> String {
+    serde_json::to_value(mapper)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The JSON spelling of a unit enum value.
+fn ser_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}

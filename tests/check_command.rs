@@ -1,0 +1,276 @@
+//! End-to-end: the built `intake` binary checks the fixture files and reports exact counts with
+//! the documented exit codes (0 all valid, 1 rows rejected, 2 file or template unusable).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn intake(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_intake"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("intake runs")
+}
+
+fn fixture(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path).display().to_string()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The JSON report: rejected rows and the summary line.
+fn json_report(output: &Output) -> (Vec<Value>, Value) {
+    let mut lines: Vec<Value> = stdout(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let summary = lines.pop().expect("a summary line")["summary"].clone();
+    (lines, summary)
+}
+
+/// (row, layer.rule) for every error of every rejected row.
+fn errors(rows: &[Value]) -> Vec<(u64, String)> {
+    rows.iter()
+        .flat_map(|row| {
+            let n = row["row_number"].as_u64().expect("row number");
+            row["errors"].as_array().expect("errors").iter().map(move |e| {
+                (
+                    n,
+                    format!(
+                        "{}.{}",
+                        e["layer"].as_str().unwrap_or(""),
+                        e["rule"].as_str().unwrap_or("")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn bank_payments_in_windows_1252_are_checked_row_by_row() {
+    let output = intake(&[
+        "check",
+        "--template",
+        &fixture("bank-payments/template.json"),
+        &fixture("bank-payments/input.csv"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, summary) = json_report(&output);
+    assert_eq!(summary["rows_read"], 16);
+    assert_eq!(summary["valid"], 6);
+    assert_eq!(summary["rejected"], 10);
+    assert_eq!(
+        errors(&rows),
+        vec![
+            (5, "row_rules.iban".to_owned()),
+            (6, "mapping.cast_decimal".to_owned()),
+            (7, "row_rules.one_of".to_owned()),
+            (8, "row_rules.luhn".to_owned()),
+            (9, "schema.required".to_owned()),
+            (10, "parse.wrong_field_count".to_owned()),
+            (11, "mapping.cast_date".to_owned()),
+            (12, "row_rules.orgnr".to_owned()),
+            (14, "row_rules.date_range".to_owned()),
+            (15, "schema.exclusiveMinimum".to_owned()),
+        ]
+    );
+    // Windows-1252 text arrives intact and the message is in the template's locale (sv).
+    let ragged = &rows[5];
+    assert_eq!(ragged["original_data"]["Mottagare"], "Kort rad");
+    let iban = &rows[0];
+    assert_eq!(iban["original_data"]["Mottagare"], "Café Östergök");
+    assert_eq!(iban["errors"][0]["field"], "iban");
+    assert_eq!(iban["errors"][0]["value"], "SE4550000000058398257467");
+    assert!(iban["errors"][0]["message"].as_str().unwrap_or("").contains("IBAN"));
+}
+
+#[test]
+fn the_member_register_survives_quoted_newlines_and_an_unterminated_quote() {
+    let output = intake(&[
+        "check",
+        "-t",
+        &fixture("member-register/template.json"),
+        &fixture("member-register/input.csv"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, summary) = json_report(&output);
+    assert_eq!(summary["rows_read"], 14);
+    assert_eq!(summary["valid"], 6);
+    assert_eq!(summary["rejected"], 8);
+    assert_eq!(
+        errors(&rows),
+        vec![
+            (8, "row_rules.personnr".to_owned()),
+            (9, "schema.format".to_owned()),
+            (10, "row_rules.one_of".to_owned()),
+            (11, "mapping.cast_integer".to_owned()),
+            (12, "row_rules.iban".to_owned()),
+            (13, "row_rules.date_range".to_owned()),
+            (14, "schema.required".to_owned()),
+            (14, "row_rules.orgnr".to_owned()),
+            (15, "parse.unterminated_quote".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn a_text_report_lists_errors_and_counts_by_rule() {
+    let output = intake(&[
+        "check",
+        "-t",
+        &fixture("member-register/template.json"),
+        &fixture("member-register/input.csv"),
+        "--max-errors",
+        "3",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("rows read: 14"), "{text}");
+    assert!(text.contains("valid:     6"), "{text}");
+    assert!(text.contains("rejected:  8"), "{text}");
+    assert!(text.contains("row_rules.personnr"), "{text}");
+    assert!(
+        text.contains("row 8  field personal_identity_number  rule row_rules.personnr"),
+        "{text}"
+    );
+    assert!(text.contains("6 more error(s) not listed"), "{text}");
+}
+
+#[test]
+fn a_file_with_only_valid_rows_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = std::fs::read_to_string(fixture("member-register/input.csv")).expect("fixture");
+    let clean: String = source.lines().take(7).map(|l| format!("{l}\n")).collect();
+    let path: PathBuf = dir.path().join("clean.csv");
+    std::fs::write(&path, clean).expect("write");
+    let output = intake(&[
+        "check",
+        "-t",
+        &fixture("member-register/template.json"),
+        &path.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("rows read: 4"), "{}", stdout(&output));
+}
+
+#[test]
+fn a_missing_required_column_makes_the_file_unusable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("no-email.csv");
+    std::fs::write(&path, "member_id,personnummer,licence_type\n1,121212-1212,senior\n")
+        .expect("write");
+    let output = intake(&[
+        "check",
+        "-t",
+        &fixture("member-register/template.json"),
+        &path.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("email"), "{err}");
+    assert!(err.contains("no-email.csv"), "{err}");
+}
+
+#[test]
+fn an_invalid_template_lists_every_problem_with_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.json");
+    std::fs::write(
+        &path,
+        r#"{"name": "x", "file_type": "csv", "target_resource": "t", "delimiter": ";;",
+            "import_mode": "upsert",
+            "validation": {"row_rules": [{"type": "regex", "field": "a", "pattern": "("}]}}"#,
+    )
+    .expect("write");
+    let output = intake(&[
+        "check",
+        "-t",
+        &path.display().to_string(),
+        &fixture("member-register/input.csv"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("/delimiter"), "{err}");
+    assert!(err.contains("/upsert_key"), "{err}");
+    assert!(err.contains("/validation/row_rules/0"), "{err}");
+}
+
+#[test]
+fn a_misspelt_field_is_named_with_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("typo.json");
+    std::fs::write(
+        &path,
+        r#"{"name": "x", "file_type": "csv", "target_resource": "t", "delimter": ";"}"#,
+    )
+    .expect("write");
+    let output = intake(&[
+        "check",
+        "-t",
+        &path.display().to_string(),
+        &fixture("member-register/input.csv"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("delimter"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_setting_of_a_later_release_is_refused_not_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("jq.json");
+    std::fs::write(
+        &path,
+        r#"{"name": "x", "file_type": "csv", "target_resource": "t",
+            "mapping": [{"type": "jq", "config": {"expression": "."}}]}"#,
+    )
+    .expect("write");
+    let output = intake(&[
+        "check",
+        "-t",
+        &path.display().to_string(),
+        &fixture("member-register/input.csv"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("/mapping/0"), "{err}");
+}
+
+#[test]
+fn help_describes_every_subcommand() {
+    let output = intake(&["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    for command in ["check", "schema", "bench"] {
+        assert!(text.contains(command), "{text}");
+    }
+    let check = stdout(&intake(&["check", "--help"]));
+    for option in ["--template", "--format", "--max-errors", "Exit code"] {
+        assert!(check.contains(option), "{check}");
+    }
+}
+
+#[test]
+fn the_schema_command_prints_the_published_schema() {
+    let output = intake(&["schema"]);
+    assert_eq!(output.status.code(), Some(0));
+    let printed: Value = serde_json::from_str(&stdout(&output)).expect("json");
+    let published: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("template.schema.json")).expect("published schema"),
+    )
+    .expect("json");
+    assert_eq!(printed, published);
+}

@@ -1,0 +1,157 @@
+//! The compiled validation of a template: every layer that runs, ready for one row after another.
+
+use intake_parsers::{Layer, Locale, Row, RowError, RowShape};
+use thiserror::Error;
+
+use crate::config::ValidationConfig;
+use crate::rules::{RowRule, RuleConfigError};
+use crate::schema::SchemaLayer;
+
+/// A problem with a template's `validation` object, found when it is compiled.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ValidationConfigError {
+    /// The JSON Schema does not compile.
+    #[error("{0}")]
+    Schema(String),
+    /// A row rule's options are wrong.
+    #[error("{source}")]
+    Rule {
+        /// The rule's position in `row_rules`.
+        index: usize,
+        /// What is wrong with it.
+        source: RuleConfigError,
+    },
+    /// A row rule names a field that mapped rows do not have.
+    #[error(
+        "row rule '{rule}' checks the field '{field}', which mapped rows do not have (they have: {available})"
+    )]
+    UnknownField {
+        /// The rule's position in `row_rules`.
+        index: usize,
+        /// The rule's type.
+        rule: &'static str,
+        /// The field it names.
+        field: String,
+        /// The fields mapped rows have, comma-separated.
+        available: String,
+    },
+    /// A layer that a later release implements.
+    #[error("not supported yet: validation layer '{0}'")]
+    NotSupportedYet(&'static str),
+    /// `max_errors_per_row` is zero, which would hide every error.
+    #[error("max_errors_per_row must be at least 1")]
+    ZeroErrorCap,
+}
+
+impl ValidationConfigError {
+    /// Where in the `validation` object the problem is, as a JSON pointer relative to it.
+    pub fn path(&self) -> String {
+        match self {
+            Self::Schema(_) => "/schema".to_owned(),
+            Self::Rule { index, .. } | Self::UnknownField { index, .. } => {
+                format!("/row_rules/{index}")
+            }
+            Self::NotSupportedYet(layer) => format!("/{layer}"),
+            Self::ZeroErrorCap => "/max_errors_per_row".to_owned(),
+        }
+    }
+}
+
+impl ValidationConfig {
+    /// Compiles what can be compiled without knowing the rows (the schema, each rule) and reports
+    /// every problem at once. Layers not implemented yet are valid here and refused by
+    /// [`RowValidator::build`], so a template using them can be stored but not run.
+    pub fn validate(&self) -> Vec<ValidationConfigError> {
+        let mut problems = Vec::new();
+        if let Some(schema) = &self.schema
+            && let Err(message) = SchemaLayer::build(schema)
+        {
+            problems.push(ValidationConfigError::Schema(message));
+        }
+        for (index, rule) in self.row_rules.iter().enumerate() {
+            if let Err(source) = rule.build() {
+                problems.push(ValidationConfigError::Rule { index, source });
+            }
+        }
+        if self.max_errors_per_row == 0 {
+            problems.push(ValidationConfigError::ZeroErrorCap);
+        }
+        problems
+    }
+}
+
+/// Validation layers 1 and 2, compiled for rows of one shape.
+#[derive(Debug, Clone)]
+pub struct RowValidator {
+    schema: Option<SchemaLayer>,
+    rules: Vec<(usize, RowRule)>,
+    locale: Locale,
+    max_errors: usize,
+}
+
+impl RowValidator {
+    /// Compiles `config` for rows of `shape`, with messages in `locale`; every problem is reported.
+    pub fn build(
+        config: &ValidationConfig,
+        shape: &RowShape,
+        locale: Locale,
+    ) -> Result<Self, Vec<ValidationConfigError>> {
+        let mut problems = config.validate();
+        for (layer, entries) in [
+            ("cross_row_rules", &config.cross_row_rules),
+            ("business_rules", &config.business_rules),
+            ("plugins", &config.plugins),
+        ] {
+            if !entries.is_empty() {
+                problems.push(ValidationConfigError::NotSupportedYet(layer));
+            }
+        }
+        let schema = config.schema.as_ref().and_then(|schema| SchemaLayer::build(schema).ok());
+        let mut rules = Vec::with_capacity(config.row_rules.len());
+        for (index, rule_config) in config.row_rules.iter().enumerate() {
+            let Ok(rule) = rule_config.build() else {
+                continue;
+            };
+            match shape.position(rule.field()) {
+                Some(position) => rules.push((position, rule)),
+                None => problems.push(ValidationConfigError::UnknownField {
+                    index,
+                    rule: rule.name(),
+                    field: rule.field().to_owned(),
+                    available: shape.names().join(", "),
+                }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self { schema, rules, locale, max_errors: config.max_errors_per_row })
+    }
+
+    /// Checks one row and appends its errors to `errors` (at most `max_errors_per_row` of them).
+    /// Returns whether the row is valid.
+    pub fn validate(&self, row: &Row, errors: &mut Vec<RowError>) -> bool {
+        let start = errors.len();
+        if let Some(schema) = &self.schema {
+            schema.check(row, self.locale, self.max_errors, errors);
+        }
+        for (position, rule) in &self.rules {
+            if errors.len() - start >= self.max_errors {
+                break;
+            }
+            let Some(value) = row.value(*position) else {
+                continue;
+            };
+            if let Err(violation) = rule.check(value) {
+                errors.push(RowError {
+                    layer: Layer::RowRules,
+                    field: Some(rule.field().to_owned()),
+                    rule: rule.name().to_owned(),
+                    message: violation.message(self.locale),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        errors.len() == start
+    }
+}
