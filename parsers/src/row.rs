@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+/// Up to this many fields, a name is found by comparing names rather than by hashing.
+const LINEAR_SCAN_MAX_FIELDS: usize = 24;
+
 /// The ordered field names of the rows of one run, shared by all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowShape {
@@ -41,6 +44,11 @@ impl RowShape {
 
     /// The position of a field, if the shape has it.
     pub fn position(&self, name: &str) -> Option<usize> {
+        // Rows are narrow: comparing a few names beats hashing one, and this runs per field of
+        // every row when a schema looks fields up by name.
+        if self.names.len() <= LINEAR_SCAN_MAX_FIELDS {
+            return self.names.iter().position(|candidate| candidate == name);
+        }
         self.index.get(name).copied()
     }
 

@@ -6,6 +6,7 @@
 //! Layers 3–5 are accepted in a config but refused as "not supported yet" when compiled.
 
 pub mod config;
+mod row_json;
 mod row_validator;
 pub mod rules;
 pub mod schema;

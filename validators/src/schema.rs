@@ -7,12 +7,14 @@
 use intake_parsers::{Layer, Locale, Row, RowError};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, ValidationError, Validator};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::row_json::{RowJson, RowNode};
 
 /// A compiled row schema.
 #[derive(Debug, Clone)]
 pub struct SchemaLayer {
-    validator: Validator,
+    validator: Validator<RowJson>,
 }
 
 impl SchemaLayer {
@@ -20,7 +22,7 @@ impl SchemaLayer {
     /// `"format": "email"` expects it checked). References to other documents are refused: a
     /// template must be self-contained, and checking a file never touches the network.
     pub fn build(schema: &Value) -> Result<Self, String> {
-        jsonschema::options()
+        jsonschema::options_for::<RowJson>()
             .with_draft(Draft::Draft202012)
             .should_validate_formats(true)
             .build(schema)
@@ -35,23 +37,14 @@ impl SchemaLayer {
 
     /// Checks one row, appending its errors (at most `room` of them) to `errors`.
     pub fn check(&self, row: &Row, locale: Locale, room: usize, errors: &mut Vec<RowError>) {
-        let instance = Value::Object(row_object(row));
-        if self.validator.is_valid(&instance) {
+        let instance = RowNode::Row(row);
+        if self.validator.is_valid(instance) {
             return;
         }
-        for error in self.validator.iter_errors(&instance).take(room) {
+        for error in self.validator.iter_errors(instance).take(room) {
             errors.push(row_error(&error, locale));
         }
     }
-}
-
-/// The row as the schema sees it: null fields are left out, so an empty cell reads as a missing
-/// field (`required` reports it) and an empty optional field is not a type error.
-fn row_object(row: &Row) -> Map<String, Value> {
-    row.fields()
-        .filter(|(_, value)| !value.is_null())
-        .map(|(name, value)| (name.to_owned(), value.clone()))
-        .collect()
 }
 
 fn pointer_or_root(pointer: &str) -> &str {
