@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use intake_engine::{CheckReport, RejectedRow, Template};
+use intake_engine::{CheckReport, RejectedRow, RowOutcome, Template};
 
 /// Takes in files and turns them into clean, validated records.
 ///
@@ -48,6 +48,10 @@ struct CheckArgs {
     /// Output: a human summary, or JSON lines (one per rejected row, then the summary).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
+    /// With `--format json`, also print every valid row as `{row_number, data}`: the mapped
+    /// record that would be written.
+    #[arg(long)]
+    include_valid: bool,
     /// How many errors the text report lists (the summary always counts all).
     #[arg(long, default_value_t = 20, value_name = "N")]
     max_errors: usize,
@@ -108,10 +112,14 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::new(stdout.lock());
     let mut listed = 0usize;
     let mut write_error: Option<io::Error> = None;
-    let mut on_rejected = |row: &RejectedRow| {
-        let result = match args.format {
-            OutputFormat::Json => writeln!(out, "{}", rejected_json(row)),
-            OutputFormat::Text => {
+    let mut on_row = |outcome: &RowOutcome<'_>| {
+        let result = match (args.format, outcome) {
+            (OutputFormat::Json, RowOutcome::Rejected(_)) => writeln!(out, "{}", outcome.to_json()),
+            (OutputFormat::Json, RowOutcome::Valid(_)) if args.include_valid => {
+                writeln!(out, "{}", outcome.to_json())
+            }
+            (_, RowOutcome::Valid(_)) => Ok(()),
+            (OutputFormat::Text, RowOutcome::Rejected(row)) => {
                 let mut result = Ok(());
                 for error in &row.errors {
                     if listed < args.max_errors {
@@ -126,7 +134,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             write_error.get_or_insert(error);
         }
     };
-    let report = intake_engine::check_file(&template, &name, input, &mut on_rejected, |bytes| {
+    let report = intake_engine::check_file(&template, &name, input, &mut on_row, |bytes| {
         if let Some(bar) = &progress {
             bar.set_position(bytes);
         }
@@ -163,14 +171,6 @@ fn progress_bar(size: Option<u64>, disabled: bool) -> Option<ProgressBar> {
         bar.set_style(style);
     }
     Some(bar)
-}
-
-fn rejected_json(row: &RejectedRow) -> serde_json::Value {
-    serde_json::json!({
-        "row_number": row.row_number,
-        "original_data": row.original_data,
-        "errors": row.errors,
-    })
 }
 
 fn print_error_line(

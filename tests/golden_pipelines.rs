@@ -1,5 +1,5 @@
 //! Golden tests: every `fixtures/<case>/` with a `template.json`, an `input.*` and an
-//! `expected.jsonl` runs through the same code path as `intake check --format json`, and the
+//! `expected.jsonl` runs through the same code path as `intake check --format json --include-valid`, and the
 //! output must match line for line. A new case is a folder, not new code.
 //!
 //! `INTAKE_BLESS=1 cargo test --test golden_pipelines` rewrites the expected files; read the diff.
@@ -30,13 +30,7 @@ fn run_case(case: &Path) -> String {
         &template,
         &name,
         file,
-        |row| {
-            lines.push(serde_json::json!({
-                "row_number": row.row_number,
-                "original_data": row.original_data,
-                "errors": row.errors,
-            }));
-        },
+        |outcome| lines.push(outcome.to_json()),
         |_| {},
     )
     .expect("file checks");

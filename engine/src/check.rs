@@ -7,7 +7,7 @@ use std::io::Read;
 
 use serde::Serialize;
 
-use crate::pipeline::{FilePipeline, PipelineError, RejectedRow, RowOutcome};
+use crate::pipeline::{FilePipeline, PipelineError, RowOutcome};
 use crate::template::Template;
 
 /// How often (in rows) the progress callback is called.
@@ -37,13 +37,13 @@ impl CheckReport {
     }
 }
 
-/// Runs `input` through `template`, calling `on_rejected` for every refused row in file order
-/// and `on_progress` with the bytes read so far every few thousand rows.
+/// Runs `input` through `template`, calling `on_row` with every row's outcome in file order and
+/// `on_progress` with the bytes read so far every few thousand rows.
 pub fn check_file<R: Read>(
     template: &Template,
     source_name: &str,
     input: R,
-    mut on_rejected: impl FnMut(&RejectedRow),
+    mut on_row: impl FnMut(&RowOutcome<'_>),
     mut on_progress: impl FnMut(u64),
 ) -> Result<CheckReport, PipelineError> {
     let mut pipeline = FilePipeline::open(template, source_name, input)?;
@@ -52,7 +52,7 @@ pub fn check_file<R: Read>(
         let bytes = pipeline.bytes_read();
         let Some(outcome) = pipeline.next_row()? else { break };
         report.rows_read += 1;
-        match outcome {
+        match &outcome {
             RowOutcome::Valid(_) => report.valid += 1,
             RowOutcome::Rejected(rejected) => {
                 report.rejected += 1;
@@ -60,10 +60,10 @@ pub fn check_file<R: Read>(
                     let key = format!("{}.{}", error.layer.as_str(), error.rule);
                     *report.errors_by_rule.entry(key).or_default() += 1;
                 }
-                on_rejected(rejected);
             }
         }
-        if report.rows_read % PROGRESS_EVERY_ROWS == 0 {
+        on_row(&outcome);
+        if report.rows_read.is_multiple_of(PROGRESS_EVERY_ROWS) {
             on_progress(bytes);
         }
     }

@@ -48,7 +48,7 @@ pub struct RejectedRow {
 }
 
 /// What happened to one row.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum RowOutcome<'a> {
     /// Mapped and valid; ready to write.
     Valid(&'a Row),
@@ -89,8 +89,9 @@ impl<R: Read> FilePipeline<R> {
         let mapping = match mapping {
             Ok(mapping) => Some(mapping),
             Err(errors) => {
-                let path = if template.mapping.is_empty() { "/field_mapping" } else { "/mapping" };
-                problems.extend(errors.iter().map(|e| TemplateProblem::new(path, e.to_string())));
+                problems.extend(
+                    errors.iter().map(|e| TemplateProblem::new(e.pointer(), e.to_string())),
+                );
                 None
             }
         };
@@ -171,6 +172,24 @@ impl<R: Read> FilePipeline<R> {
                     original_data(self.reader.columns(), self.record.cells());
                 Ok(Some(RowOutcome::Rejected(&self.rejected)))
             }
+        }
+    }
+}
+
+impl RowOutcome<'_> {
+    /// The outcome as one JSON line of a check report: a valid row as `{row_number, data}`, a
+    /// rejected one as `{row_number, original_data, errors}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            RowOutcome::Valid(row) => serde_json::json!({
+                "row_number": row.row_number(),
+                "data": row.to_object(),
+            }),
+            RowOutcome::Rejected(rejected) => serde_json::json!({
+                "row_number": rejected.row_number,
+                "original_data": rejected.original_data,
+                "errors": rejected.errors,
+            }),
         }
     }
 }

@@ -7,8 +7,10 @@
 
 use std::fmt;
 
+use intake_mappers::{FieldSpec, MapperConfig, MappingChain, MappingConfigError};
 use intake_parsers::csv::CsvOptions;
 use intake_parsers::encoding::TextEncoding;
+use intake_validators::rules::RowRuleConfig;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -87,14 +89,20 @@ pub fn load(source_name: &str, text: &str) -> Result<Template, TemplateError> {
     let mut problems = Vec::new();
     let parsed = serde_path_to_error::deserialize::<_, Template>(&document);
     if let Err(error) = &parsed {
-        problems.push(TemplateProblem::new(serde_pointer(error.path()), error.inner().to_string()));
+        problems.push(serde_problem("", error));
     }
-    let from_schema: Vec<_> = schema_problems(&document)
-        .into_iter()
-        // The serde message for the same place is the more precise one.
-        .filter(|p| !problems.iter().any(|q: &TemplateProblem| q.path == p.path))
-        .collect();
-    problems.extend(from_schema);
+    for problem in schema_problems(&document) {
+        // serde's message for a place, or for an unknown field, is the more precise one.
+        let covered = problems.iter().any(|q: &TemplateProblem| {
+            q.path == problem.path
+                || unknown_name(&q.message).is_some_and(|name| {
+                    problem.message.contains(&format!("'{name}' was unexpected"))
+                })
+        });
+        if !covered {
+            problems.push(problem);
+        }
+    }
     let template = match parsed {
         Ok(template) if problems.is_empty() => template,
         _ => return Err(invalid(problems)),
@@ -109,12 +117,97 @@ fn schema_problems(document: &Value) -> Vec<TemplateProblem> {
     match jsonschema::draft202012::new(&schema) {
         Ok(validator) => validator
             .iter_errors(document)
-            .map(|e| TemplateProblem::new(e.instance_path().as_str(), e.to_string()))
+            .map(|e| {
+                let pointer = e.instance_path().as_str();
+                tagged_entry_problem(document, pointer)
+                    .unwrap_or_else(|| TemplateProblem::new(pointer, e.to_string()))
+            })
             .collect(),
         Err(error) => {
             vec![TemplateProblem::new("/", format!("internal: template schema: {error}"))]
         }
     }
+}
+
+/// For an entry of a family tagged by `type` (a row rule, a mapper, a field spec), the schema only
+/// says "not valid under any of the schemas"; deserializing the entry alone names what is wrong.
+fn tagged_entry_problem(document: &Value, pointer: &str) -> Option<TemplateProblem> {
+    let entry = document.pointer(pointer)?;
+    let segments: Vec<&str> = pointer.split('/').collect();
+    let error = match segments.as_slice() {
+        ["", "validation", "row_rules", _] => {
+            serde_path_to_error::deserialize::<_, RowRuleConfig>(entry).err()
+        }
+        ["", "mapping", _] => serde_path_to_error::deserialize::<_, MapperConfig>(entry).err(),
+        ["", "field_mapping", _] | ["", "mapping", _, "config", "fields", _] => {
+            serde_path_to_error::deserialize::<_, FieldSpec>(entry).err()
+        }
+        _ => None,
+    }?;
+    Some(serde_problem(pointer, &error))
+}
+
+/// A serde error below `base` as a problem, with a suggestion for a misspelt name.
+fn serde_problem(
+    base: &str,
+    error: &serde_path_to_error::Error<serde_json::Error>,
+) -> TemplateProblem {
+    let message = error.inner().to_string();
+    let message = match (unknown_name(&message), expected_names(&message)) {
+        (Some(name), expected) if !expected.is_empty() => {
+            let kind = if message.starts_with("unknown field") { "field" } else { "value" };
+            match closest(name, &expected) {
+                Some(suggestion) => {
+                    format!("unknown {kind} `{name}`: did you mean `{suggestion}`?")
+                }
+                None if expected.len() > 12 => format!(
+                    "unknown {kind} `{name}` (the fields are listed in fixtures/template.schema.json, or run `intake schema`)"
+                ),
+                None => format!("unknown {kind} `{name}`: expected one of {}", expected.join(", ")),
+            }
+        }
+        _ => message,
+    };
+    TemplateProblem::new(format!("{base}{}", serde_pointer(error.path())), message)
+}
+
+/// The name in serde's "unknown field `x`" / "unknown variant `x`" messages.
+fn unknown_name(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    rest.split('`').next()
+}
+
+/// The names serde lists after "expected one of".
+fn expected_names(message: &str) -> Vec<&str> {
+    let Some((_, list)) = message.split_once("expected ") else { return Vec::new() };
+    list.split('`').skip(1).step_by(2).collect()
+}
+
+/// The expected name closest to `name`, if it is plausibly a typo of it.
+fn closest<'a>(name: &str, expected: &[&'a str]) -> Option<&'a str> {
+    expected
+        .iter()
+        .map(|candidate| (edit_distance(name, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance, for suggestions on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// A serde_path_to_error path as a JSON pointer.
@@ -189,11 +282,16 @@ impl Template {
                 }
             }
         }
-        if !self.mapping.is_empty() && !self.field_mapping.is_empty() {
-            problems.push(TemplateProblem::new(
-                "/field_mapping",
-                "give either `mapping` or the legacy `field_mapping`, not both",
-            ));
+        if let Err(errors) =
+            MappingChain::validate(&self.mapping, &self.field_mapping, &self.default_values)
+        {
+            // A mapper of a later release is valid here; running it is refused (`unsupported`).
+            problems.extend(
+                errors
+                    .iter()
+                    .filter(|e| !matches!(e, MappingConfigError::NotSupportedYet { .. }))
+                    .map(|e| TemplateProblem::new(e.pointer(), e.to_string())),
+            );
         }
         for problem in self.validation.validate() {
             problems.push(TemplateProblem::new(

@@ -363,7 +363,7 @@ impl Template {
         }
         for (index, mapper) in self.mapping.iter().enumerate() {
             if !matches!(mapper, MapperConfig::FieldMapping(_)) {
-                add(&format!("/mapping/{index}"), format!("the '{}' mapper", mapper_type(mapper)));
+                add(&format!("/mapping/{index}"), format!("the '{}' mapper", mapper.type_name()));
             }
         }
         for (layer, used) in [
@@ -379,15 +379,10 @@ impl Template {
     }
 }
 
-/// The `type` a mapper entry is written with.
-fn mapper_type(mapper: &MapperConfig) -> String {
-    serde_json::to_value(mapper)
-        .ok()
-        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// The JSON spelling of a unit enum value.
 fn ser_name<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

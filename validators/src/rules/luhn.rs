@@ -5,8 +5,8 @@ use super::violation::{Subject, ViolationKind, char_at};
 /// A number whose last digit is its Luhn (mod 10) check digit: card numbers, Swedish OCR
 /// payment references, IMEI numbers and the like.
 ///
-/// Digits only, at least 2 of them; single spaces between groups are allowed
-/// (`4111 1111 1111 1111`), spaces at either end or doubled are not. A JSON number is checked by
+/// Digits only, at least 2 of them; a single space or hyphen between groups is allowed
+/// (`4111 1111 1111 1111`, bankgiro `5050-1055`), separators at either end or doubled are not. A JSON number is checked by
 /// its text, so a negative or fractional number fails.
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
@@ -48,8 +48,8 @@ pub(super) fn check(text: &str) -> Result<(), ViolationKind> {
                 digits += 1;
                 after_space = false;
             }
-            b' ' if !after_space => after_space = true,
-            b' ' => {
+            b' ' | b'-' if !after_space => after_space = true,
+            b' ' | b'-' => {
                 return Err(ViolationKind::BadSpacing { subject: Subject::Luhn });
             }
             _ => {
@@ -68,7 +68,7 @@ pub(super) fn check(text: &str) -> Result<(), ViolationKind> {
     if digits < 2 {
         return Err(ViolationKind::LuhnTooShort { digits });
     }
-    let from_right = bytes.iter().rev().filter(|&&c| c != b' ').map(|&c| c - b'0');
+    let from_right = bytes.iter().rev().filter(|c| c.is_ascii_digit()).map(|&c| c - b'0');
     if sum_is_valid(from_right) {
         Ok(())
     } else {
@@ -98,6 +98,8 @@ mod tests {
         for number in [
             "79927398713",
             "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "5050-1055",
             "4111111111111111",
             "5555 5555 5555 4444",
             "378282246310005",
@@ -131,12 +133,20 @@ mod tests {
     fn short_spaced_and_non_digit_values_fail() {
         assert_eq!(check("7"), Err(ViolationKind::LuhnTooShort { digits: 1 }));
         assert_eq!(check(""), Err(ViolationKind::Empty { subject: Subject::Luhn }));
-        for spaced in [" 79927398713", "79927398713 ", "7992  7398713", " "] {
+        for spaced in [
+            " 79927398713",
+            "79927398713 ",
+            "7992  7398713",
+            " ",
+            "-5050-1055",
+            "5050--1055",
+            "5050 -1055",
+        ] {
             assert_eq!(check(spaced), Err(ViolationKind::BadSpacing { subject: Subject::Luhn }));
         }
         assert_eq!(
-            check("4111-1111-1111-1111"),
-            Err(ViolationKind::InvalidCharacter { subject: Subject::Luhn, ch: '-', position: 5 })
+            check("4111/1111"),
+            Err(ViolationKind::InvalidCharacter { subject: Subject::Luhn, ch: '/', position: 5 })
         );
         assert!(matches!(check("7992739871a"), Err(ViolationKind::InvalidCharacter { .. })));
     }

@@ -122,12 +122,12 @@ pub(super) fn invalid_character(
              enkla mellanslag mellan grupper är tillåtna"
         ),
         (Locale::En, Subject::Luhn) => format!(
-            "{the} contains {ch:?} at position {position}: only digits and single spaces between \
-             groups are allowed"
+            "{the} contains {ch:?} at position {position}: only digits, with a single space or \
+             hyphen between groups, are allowed"
         ),
         (Locale::Sv, Subject::Luhn) => format!(
-            "{the} innehåller {ch:?} på position {position}: endast siffror och enkla mellanslag \
-             mellan grupper är tillåtna"
+            "{the} innehåller {ch:?} på position {position}: endast siffror är tillåtna, med ett \
+             mellanslag eller bindestreck mellan grupper"
         ),
         (Locale::En, _) => {
             format!("{the} contains {ch:?} at position {position}, which is not allowed there")

@@ -70,8 +70,8 @@ pub enum RowRuleConfig {
     DateRange(DateRangeRuleConfig),
     /// The value must be one of a list of allowed JSON values (text never equals a number).
     OneOf(OneOfRuleConfig),
-    /// The value must be digits (single spaces between groups allowed), at least 2, whose last
-    /// is a valid Luhn (mod 10) check digit.
+    /// The value must be digits (a single space or hyphen between groups allowed), at least 2,
+    /// whose last is a valid Luhn (mod 10) check digit.
     Luhn(LuhnRuleConfig),
 }
 

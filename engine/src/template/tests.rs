@@ -1,0 +1,185 @@
+use serde_json::json;
+
+use super::*;
+
+fn load_json(value: serde_json::Value) -> Result<Template, TemplateError> {
+    load("t.json", &value.to_string())
+}
+
+fn problems(value: serde_json::Value) -> Vec<TemplateProblem> {
+    match load_json(value) {
+        Err(TemplateError::Invalid { problems, .. }) => problems,
+        other => panic!("expected an invalid template, got {other:?}"),
+    }
+}
+
+fn paths(problems: &[TemplateProblem]) -> Vec<&str> {
+    problems.iter().map(|p| p.path.as_str()).collect()
+}
+
+#[test]
+fn a_minimal_template_gets_the_contracts_defaults() {
+    let template =
+        load_json(json!({"name": "n", "file_type": "csv", "target_resource": "payments"}))
+            .expect("valid");
+    assert_eq!(template.delimiter, ",");
+    assert_eq!(template.encoding, "utf-8");
+    assert!(template.has_header);
+    assert_eq!(template.skip_rows, 0);
+    assert_eq!(template.priority, 0);
+    assert!(template.is_active);
+    assert_eq!(template.import_mode, ImportMode::Create);
+    assert_eq!(template.locale, "sv");
+    assert_eq!(template.post_process_policy, PostProcessPolicy::Keep);
+    assert!(!template.assert_empty && !template.auto_execute && !template.is_portal_visible);
+    assert_eq!(template.retention_category, "financial");
+    assert_eq!(template.validation.max_errors_per_row, 20);
+    assert_eq!(template.effective_format(), Some(Format::Csv));
+    assert!(template.unsupported().is_empty());
+}
+
+#[test]
+fn a_template_round_trips_through_json() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/bank-payments/template.json"
+    ))
+    .expect("fixture");
+    let template = load("bank", &text).expect("valid");
+    let again = load("again", &serde_json::to_string(&template).expect("json")).expect("valid");
+    assert_eq!(template, again);
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    match load("broken.json", "{\n  \"name\": \"x\",\n  oops\n}") {
+        Err(TemplateError::Syntax { line, column, .. }) => assert_eq!((line, column), (3, 3)),
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_required_field_and_a_wrong_type_are_named_by_path() {
+    let found = problems(json!({"name": "n", "file_type": "csv", "skip_rows": "two"}));
+    let text = found.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("target_resource"), "{text}");
+    assert!(paths(&found).contains(&"/skip_rows"), "{text}");
+}
+
+#[test]
+fn an_unknown_row_rule_type_says_which_types_exist() {
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "validation": {"row_rules": [{"type": "ibann", "field": "iban"}]}
+    }));
+    let text = found.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("/validation/row_rules/0"), "{text}");
+    assert!(text.contains("ibann") && text.contains("iban"), "{text}");
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once() {
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "delimiter": "ab",
+        "encoding": "ebcdic",
+        "parser_config": {"quote_char": "''", "record_tag": "Ntry"},
+        "import_mode": "sync",
+        "post_process_policy": "move",
+        "completed_folder": "done",
+        "mapping": [{"type": "field_mapping", "config": {"fields": [
+            {"source": "a", "target": "x", "cast": "date", "formats": ["%Q"]},
+            {"source": "b", "target": "x"}
+        ]}}],
+        "validation": {
+            "schema": {"type": "nonsense"},
+            "row_rules": [{"type": "regex", "field": "x", "pattern": "("}],
+            "max_errors_per_row": 0
+        }
+    }));
+    let found_paths = paths(&found);
+    for expected in [
+        "/delimiter",
+        "/encoding",
+        "/parser_config/quote_char",
+        "/parser_config/record_tag",
+        "/upsert_key",
+        "/error_folder",
+        "/validation/schema",
+        "/validation/row_rules/0",
+        "/validation/max_errors_per_row",
+    ] {
+        assert!(found_paths.contains(&expected), "{expected} missing from {found_paths:?}");
+    }
+    assert!(
+        found_paths.iter().any(|p| p.starts_with("/mapping/0/config/fields")),
+        "mapping problems missing from {found_paths:?}"
+    );
+}
+
+#[test]
+fn parser_config_and_top_level_options_must_agree() {
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "delimiter": ";", "parser_config": {"delimiter": "|"}
+    }));
+    assert_eq!(paths(&found), vec!["/parser_config/delimiter"]);
+    let agreeing = load_json(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "parser_config": {"delimiter": "\t", "quote_char": ""}
+    }))
+    .expect("valid");
+    let options = agreeing.csv_options().expect("options");
+    assert_eq!(options.delimiter, b'\t');
+    assert_eq!(options.quote, None);
+}
+
+#[test]
+fn a_format_that_does_not_read_the_file_type_is_refused() {
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "format": "json", "target_resource": "t"
+    }));
+    assert_eq!(paths(&found), vec!["/format"]);
+}
+
+#[test]
+fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
+    let template = load_json(json!({
+        "name": "n", "file_type": "excel", "target_resource": "t",
+        "crypto": {"decompress": "gzip"},
+        "pre_transform": "row",
+        "mapping": [
+            {"type": "field_mapping", "config": {"fields": [{"source": "a", "target": "a"}]}},
+            {"type": "jq", "config": {"expression": "."}}
+        ],
+        "validation": {"cross_row_rules": [{"type": "unique", "fields": ["a"]}]}
+    }))
+    .expect("a template using later settings is still valid");
+    let unsupported = template.unsupported();
+    assert_eq!(
+        paths(&unsupported),
+        vec![
+            "/file_type",
+            "/crypto",
+            "/pre_transform",
+            "/mapping/1",
+            "/validation/cross_row_rules"
+        ]
+    );
+    assert!(unsupported.iter().all(|p| p.message.starts_with("not supported yet: ")));
+}
+
+#[test]
+fn platform_fields_are_accepted_and_ids_are_checked() {
+    let template = load_json(json!({
+        "_id": "64a1b2c3d4e5f6789012abcd", "tenant_id": "64a1b2c3d4e5f6789012abce",
+        "revision_id": "3", "created_at": "2026-01-01T00:00:00Z", "tags": [],
+        "name": "n", "file_type": "csv", "target_resource": "t"
+    }))
+    .expect("valid");
+    assert_eq!(template.id.map(|id| id.to_string()).as_deref(), Some("64a1b2c3d4e5f6789012abcd"));
+    let found = problems(json!({
+        "source_id": "not-an-id", "name": "n", "file_type": "csv", "target_resource": "t"
+    }));
+    assert_eq!(paths(&found), vec!["/source_id"]);
+}
