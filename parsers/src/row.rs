@@ -47,7 +47,11 @@ impl RowShape {
         // Rows are narrow: comparing a few names beats hashing one, and this runs per field of
         // every row when a schema looks fields up by name.
         if self.names.len() <= LINEAR_SCAN_MAX_FIELDS {
-            return self.names.iter().position(|candidate| candidate == name);
+            let (length, first) = (name.len(), name.as_bytes().first());
+            return self.names.iter().position(|candidate| {
+                // Length and first byte settle almost every mismatch without a memcmp call.
+                candidate.len() == length && candidate.as_bytes().first() == first && candidate == name
+            });
         }
         self.index.get(name).copied()
     }
