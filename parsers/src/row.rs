@@ -50,7 +50,9 @@ impl RowShape {
             let (length, first) = (name.len(), name.as_bytes().first());
             return self.names.iter().position(|candidate| {
                 // Length and first byte settle almost every mismatch without a memcmp call.
-                candidate.len() == length && candidate.as_bytes().first() == first && candidate == name
+                candidate.len() == length
+                    && candidate.as_bytes().first() == first
+                    && candidate == name
             });
         }
         self.index.get(name).copied()
