@@ -398,21 +398,7 @@ fn latin1_to_utf8(src: &[u8], dst: &mut [u8]) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    /// Hands out its bytes one at a time, to split every multi-byte sequence.
-    struct OneByteAtATime<'a>(&'a [u8]);
-
-    impl Read for OneByteAtATime<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            match (self.0.split_first(), buf.first_mut()) {
-                (Some((byte, rest)), Some(slot)) => {
-                    *slot = *byte;
-                    self.0 = rest;
-                    Ok(1)
-                }
-                _ => Ok(0),
-            }
-        }
-    }
+    use crate::test_support::OneByteAtATime;
 
     fn decode_all(bytes: &[u8], declared: TextEncoding, chunk: usize) -> (TextEncoding, Vec<u8>) {
         let mut reader =

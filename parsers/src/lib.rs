@@ -11,6 +11,8 @@ pub mod locale;
 mod record;
 pub mod row;
 pub mod row_error;
+#[cfg(test)]
+mod test_support;
 
 pub use csv::{CsvFileError, CsvOptions, CsvReader, ReadOutcome, RowParseError, RowParseErrorKind};
 pub use encoding::{DecodingReader, EncodingError, TextEncoding, UnknownEncoding};

@@ -6,21 +6,7 @@ use std::io::{self, Read};
 
 use super::*;
 
-/// Hands out its bytes one at a time.
-struct OneByteAtATime<'a>(&'a [u8]);
-
-impl Read for OneByteAtATime<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match (self.0.split_first(), buf.first_mut()) {
-            (Some((byte, rest)), Some(slot)) => {
-                *slot = *byte;
-                self.0 = rest;
-                Ok(1)
-            }
-            _ => Ok(0),
-        }
-    }
-}
+use crate::test_support::OneByteAtATime;
 
 /// Hands out its bytes, then fails.
 struct FailsAfter<'a>(&'a [u8]);
