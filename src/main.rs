@@ -1,6 +1,8 @@
 //! The `intake` command line: parses arguments, loads configuration and calls into the crates.
 
 mod bench;
+mod import;
+mod sandbox;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use intake_engine::{CheckReport, RejectedRow, RowOutcome, Template};
+use intake_engine::{CheckReport, RowOutcome, Template};
 
 /// Takes in files and turns them into clean, validated records.
 ///
@@ -33,6 +35,13 @@ enum Command {
     Check(CheckArgs),
     /// Print the JSON Schema of an import template (draft 2020-12).
     Schema,
+    /// Import a file into the platform through its M2M API (parse, map, validate, write).
+    ///
+    /// Exit code 0 when every row was written, 1 when rows were rejected or not written, 2 when
+    /// the import could not run or failed as a whole.
+    Import(import::ImportArgs),
+    /// Serve the platform's M2M API locally (tokens, generic resources, filters, ETags, faults).
+    Sandbox(sandbox::SandboxArgs),
     /// Measure parse → map → validate speed on a file next to a raw CSV read of the same file.
     Bench(bench::BenchArgs),
 }
@@ -60,8 +69,9 @@ struct CheckArgs {
     no_progress: bool,
 }
 
+/// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// Summary and the first errors, for people.
     Text,
     /// One JSON object per rejected row, then `{"summary": …}`, for programs.
@@ -73,6 +83,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => run_check(&args),
         Command::Schema => print_schema().map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => import::run(&args),
+        Command::Sandbox(args) => sandbox::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -124,7 +136,8 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 for error in &row.errors {
                     if listed < args.max_errors {
                         listed += 1;
-                        result = result.and_then(|()| print_error_line(&mut out, row, error));
+                        result =
+                            result.and_then(|()| print_error_line(&mut out, row.row_number, error));
                     }
                 }
                 result
@@ -156,7 +169,8 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn progress_bar(size: Option<u64>, disabled: bool) -> Option<ProgressBar> {
+/// A byte progress bar on stderr, only when stderr is a terminal.
+pub(crate) fn progress_bar(size: Option<u64>, disabled: bool) -> Option<ProgressBar> {
     if disabled || !io::stderr().is_terminal() {
         return None;
     }
@@ -173,16 +187,17 @@ fn progress_bar(size: Option<u64>, disabled: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn print_error_line(
+/// One error of a row, as the text reports list it.
+pub(crate) fn print_error_line(
     out: &mut impl Write,
-    row: &RejectedRow,
+    row_number: u64,
     error: &intake_engine::RowError,
 ) -> io::Result<()> {
     let value = error.value.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".to_owned());
     writeln!(
         out,
         "  row {}  field {}  rule {}.{}  value {}\n      {}",
-        row.row_number,
+        row_number,
         error.field.as_deref().unwrap_or("-"),
         error.layer.as_str(),
         error.rule,

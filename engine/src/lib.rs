@@ -2,9 +2,12 @@
 //!
 //! The engine composes the leaf crates: it owns the [`Template`] (whose parts are the components'
 //! own config types), checks templates on load, and runs a file through parse → map → validate
-//! ([`FilePipeline`], [`check_file`]). It does not parse formats, map or validate by itself.
+//! ([`FilePipeline`], [`check_file`]); as an M2M client of the platform ([`m2m`]) it writes the
+//! valid rows ([`import::import_file`]). It does not parse formats, map or validate by itself.
 
 pub mod check;
+pub mod import;
+pub mod m2m;
 pub mod pipeline;
 pub mod template;
 

@@ -18,6 +18,9 @@ pub enum Layer {
     Schema,
     /// Layer 2: a row rule (IBAN, personnummer, …).
     RowRules,
+    /// The target API refused the row when it was written (422 field errors, a missing record
+    /// in update mode, a conflict that did not resolve).
+    Write,
 }
 
 impl Layer {
@@ -28,6 +31,7 @@ impl Layer {
             Layer::Mapping => "mapping",
             Layer::Schema => "schema",
             Layer::RowRules => "row_rules",
+            Layer::Write => "write",
         }
     }
 }

@@ -293,6 +293,36 @@ impl Template {
                     .map(|e| TemplateProblem::new(e.pointer(), e.to_string())),
             );
         }
+        if let Some(transaction) = &self.transaction {
+            problems.extend(
+                transaction
+                    .problems()
+                    .into_iter()
+                    .map(|p| TemplateProblem::new("/transaction", p.to_string())),
+            );
+        }
+        if let Some(idempotency) = &self.idempotency {
+            problems.extend(
+                idempotency
+                    .problems()
+                    .into_iter()
+                    .map(|p| TemplateProblem::new("/idempotency", p.to_string())),
+            );
+        }
+        if let Some(column) = &self.delete_column
+            && !matches!(
+                self.import_mode,
+                ImportMode::Update | ImportMode::Upsert | ImportMode::Sync
+            )
+        {
+            problems.push(TemplateProblem::new(
+                "/delete_column",
+                format!(
+                    "delete_column '{column}' works with import_mode update, upsert or sync, not '{}'",
+                    super::ser_name(&self.import_mode)
+                ),
+            ));
+        }
         for problem in self.validation.validate() {
             problems.push(TemplateProblem::new(
                 format!("/validation{}", problem.path()),

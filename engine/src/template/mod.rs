@@ -11,6 +11,8 @@ mod load;
 mod object_id;
 
 use intake_mappers::{FieldSpec, MapperConfig};
+
+use crate::m2m::writer::{IdempotencyConfig, TransactionConfig};
 use intake_validators::ValidationConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -179,14 +181,13 @@ pub struct Template {
     /// If true, the file is expected to hold no rows; rows in it are reported as a warning.
     #[serde(default)]
     pub assert_empty: bool,
-    /// Transactional execution: mode (best_effort, all_or_nothing, batched), batch_size,
-    /// max_transaction_rows, stop_on_error. Used by the write path.
+    /// Transactional execution of the writes: mode (best_effort, batched, all_or_nothing),
+    /// batch_size, max_transaction_rows, stop_on_error. Absent: best effort.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transaction: Option<Map<String, Value>>,
-    /// Idempotency keys: natural_key_fields for per-row duplicate detection across re-runs.
-    /// Used by the write path.
+    pub transaction: Option<TransactionConfig>,
+    /// Idempotency: natural_key_fields for per-row duplicate detection across re-runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency: Option<Map<String, Value>>,
+    pub idempotency: Option<IdempotencyConfig>,
     /// Retention policy; when absent the tenant default applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policy_id: Option<ObjectId>,

@@ -1,0 +1,503 @@
+//! The sandbox's in-memory store: items per (tenant, resource), and idempotency records.
+//!
+//! Everything here is synchronous and runs under one mutex held only for the operation (never
+//! across an `.await`), so an idempotency check, the write and its record are one atomic step.
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::query::ListQuery;
+use super::{is_object_id, now_secs, random_hex};
+
+/// The fields the sandbox manages; clients cannot set them.
+pub(crate) const SYSTEM_FIELDS: [&str; 7] =
+    ["_id", "tenant_id", "created_at", "updated_at", "revision_id", "is_deleted", "deleted_at"];
+
+/// How long an idempotency record is kept (24 h).
+const IDEMPOTENCY_TTL_SECONDS: u64 = 24 * 3600;
+
+/// One stored item.
+#[derive(Debug)]
+struct Item {
+    /// Creation order, for stable ordering.
+    seq: u64,
+    /// The item with its system fields.
+    doc: Map<String, Value>,
+}
+
+/// Items of one (tenant, resource).
+#[derive(Debug, Default)]
+struct Table {
+    /// Items by `_id`.
+    items: HashMap<String, Item>,
+}
+
+/// A response kept for idempotent replay, or about to be sent.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredResponse {
+    /// Status code.
+    pub(crate) status: StatusCode,
+    /// JSON body (none for 204).
+    pub(crate) body: Option<Value>,
+    /// `ETag` header.
+    pub(crate) etag: Option<String>,
+    /// `Location` header.
+    pub(crate) location: Option<String>,
+}
+
+impl StoredResponse {
+    /// A response carrying `item` and its ETag.
+    pub(crate) fn item(status: StatusCode, item: Map<String, Value>) -> Self {
+        let etag = etag_of(&item);
+        StoredResponse { status, body: Some(Value::Object(item)), etag, location: None }
+    }
+
+    /// The HTTP response; `replayed` adds `Idempotent-Replayed: true`.
+    pub(crate) fn to_response(&self, replayed: bool) -> Response {
+        let mut response = match &self.body {
+            Some(body) => (self.status, axum::Json(body.clone())).into_response(),
+            None => self.status.into_response(),
+        };
+        let headers = response.headers_mut();
+        if let Some(etag) = self.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+            headers.insert(header::ETAG, etag);
+        }
+        if let Some(location) = self.location.as_deref().and_then(|l| HeaderValue::from_str(l).ok())
+        {
+            headers.insert(header::LOCATION, location);
+        }
+        if replayed {
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+/// The quoted `revision_id` of an item.
+pub(crate) fn etag_of(item: &Map<String, Value>) -> Option<String> {
+    item.get("revision_id").and_then(Value::as_str).map(|r| format!("\"{r}\""))
+}
+
+/// What makes two requests with the same idempotency key "the same request".
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fingerprint {
+    /// HTTP method.
+    pub(crate) method: String,
+    /// `resource` or `resource/id`.
+    pub(crate) target: String,
+    /// The `If-Match` header, if any.
+    pub(crate) if_match: Option<String>,
+    /// The parsed JSON body, if any (compared as JSON, so key order and spacing do not matter).
+    pub(crate) body: Option<Value>,
+}
+
+/// A remembered first response to an idempotency key.
+#[derive(Debug)]
+struct IdempotencyRecord {
+    /// The request it answered.
+    fingerprint: Fingerprint,
+    /// The answer.
+    response: StoredResponse,
+    /// When it was stored (Unix seconds).
+    stored_at: u64,
+}
+
+/// What an idempotency look-up found.
+#[derive(Debug)]
+pub(crate) enum Replay {
+    /// The key is new: go ahead.
+    New,
+    /// The same request was answered before: send this again.
+    Same(StoredResponse),
+    /// The key was used for a different request.
+    Different,
+}
+
+/// How an update changes an item.
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// PATCH: top-level keys of the body replace the item's.
+    Merge(Map<String, Value>),
+    /// PUT: the body replaces every non-system field.
+    Replace(Map<String, Value>),
+    /// DELETE: soft delete.
+    Delete,
+}
+
+/// Why a write to an existing item did not happen.
+#[derive(Debug)]
+pub(crate) enum WriteRefused {
+    /// No live item with that id for that tenant.
+    NotFound,
+    /// `If-Match` does not match; the current item.
+    Conflict(Map<String, Value>),
+    /// The resulting item fails validation; the validator's error.
+    Invalid(super::ApiError),
+}
+
+/// `If-Match` as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum IfMatch {
+    /// `*`: any current revision.
+    Any,
+    /// Strong entity tags (quotes removed); weak tags are kept out (they never match).
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    /// Parses the header; `None` when it holds nothing usable at all.
+    pub(crate) fn parse(value: &str) -> Option<IfMatch> {
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        if value == "*" {
+            return Some(IfMatch::Any);
+        }
+        let tags = value
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.starts_with("W/"))
+            .map(|t| t.trim_matches('"').to_owned())
+            .collect();
+        Some(IfMatch::Tags(tags))
+    }
+
+    /// Whether the item's current revision satisfies it.
+    fn matches(&self, item: &Map<String, Value>) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Tags(tags) => item
+                .get("revision_id")
+                .and_then(Value::as_str)
+                .is_some_and(|rev| tags.iter().any(|t| t == rev)),
+        }
+    }
+}
+
+/// Now as RFC 3339 UTC with microseconds.
+fn timestamp() -> String {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    chrono::DateTime::from_timestamp(
+        i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+        now.subsec_nanos(),
+    )
+    .unwrap_or_default()
+    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The non-system fields of a document.
+pub(crate) fn user_fields(doc: &Map<String, Value>) -> Map<String, Value> {
+    doc.iter()
+        .filter(|(k, _)| !SYSTEM_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Builds a stored document: `_id`, the user fields, then the other system fields.
+fn assemble(
+    id: &str,
+    fields: Map<String, Value>,
+    system: impl IntoIterator<Item = (&'static str, Value)>,
+) -> Map<String, Value> {
+    let mut doc = Map::with_capacity(fields.len() + SYSTEM_FIELDS.len());
+    doc.insert("_id".into(), Value::String(id.to_owned()));
+    for (k, v) in fields {
+        if !SYSTEM_FIELDS.contains(&k.as_str()) {
+            doc.insert(k, v);
+        }
+    }
+    for (k, v) in system {
+        doc.insert(k.into(), v);
+    }
+    doc
+}
+
+/// The whole store.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    /// Tables by (tenant, resource).
+    tables: HashMap<(String, String), Table>,
+    /// Next creation sequence number.
+    next_seq: u64,
+    /// Idempotency records by (tenant, key).
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
+    /// Size at which expired idempotency records are purged.
+    idempotency_purge_at: usize,
+}
+
+impl Store {
+    /// The table of (tenant, resource), if it has ever had an item.
+    fn table(&self, tenant: &str, resource: &str) -> Option<&Table> {
+        self.tables.get(&(tenant.to_owned(), resource.to_owned()))
+    }
+
+    /// Every item (live, or all), oldest first.
+    pub(crate) fn snapshot(
+        &self,
+        tenant: &str,
+        resource: &str,
+        include_deleted: bool,
+    ) -> Vec<Value> {
+        let Some(table) = self.table(tenant, resource) else { return Vec::new() };
+        let mut items: Vec<&Item> =
+            table.items.values().filter(|i| include_deleted || !is_deleted(&i.doc)).collect();
+        items.sort_by_key(|i| i.seq);
+        items.into_iter().map(|i| Value::Object(i.doc.clone())).collect()
+    }
+
+    /// One page of a list request and the total number of matches.
+    pub(crate) fn list(
+        &self,
+        tenant: &str,
+        resource: &str,
+        query: &ListQuery,
+    ) -> (Vec<Value>, u64) {
+        let Some(table) = self.table(tenant, resource) else { return (Vec::new(), 0) };
+        let mut matches: Vec<&Item> = table
+            .items
+            .values()
+            .filter(|i| query.include_deleted || !is_deleted(&i.doc))
+            .filter(|i| query.filter.matches(&i.doc))
+            .collect();
+        matches.sort_by_key(|i| i.seq);
+        matches.sort_by(|a, b| query.compare((&a.doc, a.seq), (&b.doc, b.seq)));
+        let total = matches.len() as u64;
+        let start = (query.page - 1).saturating_mul(query.per_page);
+        let page = matches
+            .into_iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(usize::try_from(query.per_page).unwrap_or(usize::MAX))
+            .map(|i| query.project(&i.doc))
+            .collect();
+        (page, total)
+    }
+
+    /// The item with `id`, soft-deleted ones only when `include_deleted`.
+    pub(crate) fn get(
+        &self,
+        tenant: &str,
+        resource: &str,
+        id: &str,
+        include_deleted: bool,
+    ) -> Option<&Map<String, Value>> {
+        let item = self.table(tenant, resource)?.items.get(id)?;
+        (include_deleted || !is_deleted(&item.doc)).then_some(&item.doc)
+    }
+
+    /// Stores a new item from `fields` (system fields in it are ignored) and returns it.
+    pub(crate) fn create(
+        &mut self,
+        tenant: &str,
+        resource: &str,
+        fields: Map<String, Value>,
+    ) -> Map<String, Value> {
+        let table = self.tables.entry((tenant.to_owned(), resource.to_owned())).or_default();
+        let id = loop {
+            // ObjectId-like: 4 bytes of seconds, 8 random bytes; unique within the table.
+            let candidate = format!("{:08x}{}", now_secs() & 0xffff_ffff, random_hex(8));
+            if !table.items.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        let now = timestamp();
+        let doc = assemble(
+            &id,
+            fields,
+            [
+                ("tenant_id", Value::String(tenant.to_owned())),
+                ("created_at", Value::String(now.clone())),
+                ("updated_at", Value::String(now)),
+                ("is_deleted", Value::Bool(false)),
+                ("deleted_at", Value::Null),
+                ("revision_id", Value::String(random_hex(12))),
+            ],
+        );
+        self.next_seq += 1;
+        table.items.insert(id, Item { seq: self.next_seq, doc: doc.clone() });
+        doc
+    }
+
+    /// Applies `change` to the live item `id` if `if_match` holds and `validate` accepts the
+    /// resulting user fields (not called for deletes); returns the new item.
+    pub(crate) fn update(
+        &mut self,
+        tenant: &str,
+        resource: &str,
+        id: &str,
+        if_match: &IfMatch,
+        change: Change,
+        validate: impl FnOnce(&Map<String, Value>) -> Result<(), super::ApiError>,
+    ) -> Result<Map<String, Value>, WriteRefused> {
+        if !is_object_id(id) {
+            return Err(WriteRefused::NotFound);
+        }
+        let item = self
+            .tables
+            .get_mut(&(tenant.to_owned(), resource.to_owned()))
+            .and_then(|t| t.items.get_mut(id))
+            .filter(|i| !is_deleted(&i.doc))
+            .ok_or(WriteRefused::NotFound)?;
+        if !if_match.matches(&item.doc) {
+            return Err(WriteRefused::Conflict(item.doc.clone()));
+        }
+        let current = &item.doc;
+        let keep = |name: &str| current.get(name).cloned().unwrap_or(Value::Null);
+        let now = timestamp();
+        let (fields, deleted_at) = match change {
+            Change::Merge(patch) => {
+                let mut fields = user_fields(current);
+                for (k, v) in patch {
+                    if !SYSTEM_FIELDS.contains(&k.as_str()) {
+                        fields.insert(k, v);
+                    }
+                }
+                validate(&fields).map_err(WriteRefused::Invalid)?;
+                (fields, Value::Null)
+            }
+            Change::Replace(body) => {
+                let fields = user_fields(&body);
+                validate(&fields).map_err(WriteRefused::Invalid)?;
+                (fields, Value::Null)
+            }
+            Change::Delete => (user_fields(current), Value::String(now.clone())),
+        };
+        let is_deleted = !deleted_at.is_null();
+        let doc = assemble(
+            id,
+            fields,
+            [
+                ("tenant_id", keep("tenant_id")),
+                ("created_at", keep("created_at")),
+                ("updated_at", Value::String(now)),
+                ("is_deleted", Value::Bool(is_deleted)),
+                ("deleted_at", deleted_at),
+                ("revision_id", Value::String(random_hex(12))),
+            ],
+        );
+        item.doc = doc.clone();
+        Ok(doc)
+    }
+
+    /// Looks up an idempotency key of `tenant`.
+    pub(crate) fn idempotency_lookup(
+        &mut self,
+        tenant: &str,
+        key: &str,
+        fingerprint: &Fingerprint,
+    ) -> Replay {
+        let slot = (tenant.to_owned(), key.to_owned());
+        let now = now_secs();
+        match self.idempotency.get(&slot) {
+            Some(record) if now.saturating_sub(record.stored_at) < IDEMPOTENCY_TTL_SECONDS => {
+                if record.fingerprint == *fingerprint {
+                    Replay::Same(record.response.clone())
+                } else {
+                    Replay::Different
+                }
+            }
+            Some(_) => {
+                self.idempotency.remove(&slot);
+                Replay::New
+            }
+            None => Replay::New,
+        }
+    }
+
+    /// Remembers the first successful response to an idempotency key for 24 h.
+    pub(crate) fn idempotency_record(
+        &mut self,
+        tenant: &str,
+        key: &str,
+        fingerprint: Fingerprint,
+        response: StoredResponse,
+    ) {
+        let now = now_secs();
+        if self.idempotency.len() >= self.idempotency_purge_at {
+            self.idempotency
+                .retain(|_, r| now.saturating_sub(r.stored_at) < IDEMPOTENCY_TTL_SECONDS);
+            self.idempotency_purge_at = (self.idempotency.len() * 2).max(4096);
+        }
+        self.idempotency.insert(
+            (tenant.to_owned(), key.to_owned()),
+            IdempotencyRecord { fingerprint, response, stored_at: now },
+        );
+    }
+}
+
+/// Whether a document is soft-deleted.
+fn is_deleted(doc: &Map<String, Value>) -> bool {
+    doc.get("is_deleted").and_then(Value::as_bool).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn create_sets_system_fields_and_ignores_client_supplied_ones() {
+        let mut store = Store::default();
+        let doc = store.create(
+            "t1",
+            "players",
+            fields(json!({"_id": "x", "name": "A", "revision_id": "r", "is_deleted": true})),
+        );
+        let id = doc["_id"].as_str().unwrap();
+        assert!(is_object_id(id), "{id}");
+        assert_eq!(doc["name"], "A");
+        assert_eq!(doc["tenant_id"], "t1");
+        assert_eq!(doc["is_deleted"], false);
+        assert_ne!(doc["revision_id"], "r");
+        assert!(doc["created_at"].as_str().unwrap().ends_with('Z'));
+        let keys: Vec<&str> = doc.keys().map(String::as_str).collect();
+        assert_eq!(keys[0], "_id");
+        assert_eq!(keys[1], "name");
+    }
+
+    #[test]
+    fn if_match_parses_lists_weak_tags_and_bare_values() {
+        let item = fields(json!({"revision_id": "abc"}));
+        assert!(IfMatch::parse("\"abc\"").unwrap().matches(&item));
+        assert!(IfMatch::parse("abc").unwrap().matches(&item));
+        assert!(IfMatch::parse("\"x\", \"abc\"").unwrap().matches(&item));
+        assert!(!IfMatch::parse("W/\"abc\"").unwrap().matches(&item));
+        assert!(IfMatch::parse("*").unwrap().matches(&item));
+        assert!(IfMatch::parse("  ").is_none());
+    }
+
+    #[test]
+    fn update_changes_revision_and_keeps_system_fields() {
+        let mut store = Store::default();
+        let doc = store.create("t", "r", fields(json!({"a": 1, "b": 2})));
+        let id = doc["_id"].as_str().unwrap().to_owned();
+        let rev = IfMatch::Tags(vec![doc["revision_id"].as_str().unwrap().to_owned()]);
+        let patched = store
+            .update(
+                "t",
+                "r",
+                &id,
+                &rev,
+                Change::Merge(fields(json!({"b": 3, "tenant_id": "x"}))),
+                |_| Ok(()),
+            )
+            .unwrap();
+        assert_eq!(patched["a"], 1);
+        assert_eq!(patched["b"], 3);
+        assert_eq!(patched["tenant_id"], "t");
+        assert_eq!(patched["created_at"], doc["created_at"]);
+        assert_ne!(patched["revision_id"], doc["revision_id"]);
+        assert!(matches!(
+            store.update("t", "r", &id, &rev, Change::Delete, |_| Ok(())),
+            Err(WriteRefused::Conflict(_))
+        ));
+    }
+}

@@ -1,0 +1,122 @@
+//! End-to-end: the built `intake sandbox` serves the platform API on a real socket and the built
+//! `intake import` writes a fixture file into it — once, and a second run changes nothing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// A running `intake sandbox`, killed on drop.
+struct SandboxProcess {
+    child: Child,
+    url: String,
+    /// Kept open: a closed pipe would fail the sandbox's later writes to stdout.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl SandboxProcess {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_intake"))
+            .args(["sandbox", "--port", "0", "--clients", "fixtures/sandbox/clients.json"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the sandbox starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("the sandbox prints its address");
+        let url = first
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .to_owned();
+        SandboxProcess { child, url, _stdout: stdout }
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn import(sandbox: &SandboxProcess, template: &str, file: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_intake"))
+        .args([
+            "import",
+            "--template",
+            template,
+            "--target",
+            &sandbox.url,
+            "--client-id",
+            "demo-integration",
+            "--kid",
+            "demo-2026",
+            "--key",
+            "file:fixtures/sandbox/demo-client.key.pem",
+            "--format",
+            "json",
+            file,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("intake import runs")
+}
+
+fn summary(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_else(|| {
+        panic!("no output; stderr: {}", String::from_utf8_lossy(&output.stderr))
+    });
+    serde_json::from_str::<Value>(last).expect("JSON summary")["summary"].clone()
+}
+
+#[test]
+fn importing_a_file_twice_writes_its_valid_rows_once() {
+    let sandbox = SandboxProcess::start();
+    let template = "fixtures/member-register/template.json";
+    let file = "fixtures/member-register/input.csv";
+
+    let first = import(&sandbox, template, file);
+    assert_eq!(first.status.code(), Some(1), "{}", String::from_utf8_lossy(&first.stderr));
+    let report = summary(&first);
+    assert_eq!(report["check"]["valid"], 6);
+    assert_eq!(report["check"]["rejected"], 8);
+    assert_eq!(report["write"]["created"], 6);
+    assert_eq!(report["write"]["failure"], Value::Null);
+
+    let second = import(&sandbox, template, file);
+    let report = summary(&second);
+    assert_eq!(report["write"]["created"], 0);
+    assert_eq!(report["write"]["unchanged"], 6);
+    // One $in look-up for the six keys, nothing else.
+    assert_eq!(report["write"]["requests"], 1);
+}
+
+#[test]
+fn a_key_that_cannot_be_resolved_is_a_clear_error_without_the_secret() {
+    let sandbox = SandboxProcess::start();
+    let output = Command::new(env!("CARGO_BIN_EXE_intake"))
+        .args([
+            "import",
+            "-t",
+            "fixtures/member-register/template.json",
+            "--target",
+            &sandbox.url,
+            "--client-id",
+            "demo-integration",
+            "--kid",
+            "demo-2026",
+            "--key",
+            "env:INTAKE_TEST_NO_SUCH_VARIABLE",
+            "fixtures/member-register/input.csv",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("INTAKE_TEST_NO_SUCH_VARIABLE"), "{stderr}");
+}
