@@ -176,11 +176,11 @@ fn report_row(
             writeln!(out, "{line}")
         }
         OutputFormat::Text => {
-            if let Some(reason) = reason {
-                if *listed < args.max_errors {
-                    *listed += 1;
-                    writeln!(out, "  row {row_number}  not written: {reason}")?;
-                }
+            if let Some(reason) = reason
+                && *listed < args.max_errors
+            {
+                *listed += 1;
+                writeln!(out, "  row {row_number}  not written: {reason}")?;
             }
             for error in errors {
                 if *listed < args.max_errors {

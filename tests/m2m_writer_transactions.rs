@@ -1,13 +1,14 @@
 //! The row writer's transaction modes against the sandbox over real sockets: best effort,
 //! batched with `stop_on_error`, all-or-nothing (commit, and the roll-back of created, updated and
-//! deleted records when a write fails midway or the file is too large), and cancellation.
+//! deleted records — soft deletes are undone with `include_deleted=true` — when a write fails
+//! midway or the file is too large), and cancellation.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Platform, config, write, write_cancellable};
+use common::{HookProxy, Platform, config, write, write_cancellable};
 use intake_api::sandbox::{Faults, SandboxConfig};
 use intake_engine::m2m::writer::{CompensationKind, RowWriteOutcome, TransactionMode};
 use intake_engine::template::ImportMode;
@@ -133,29 +134,35 @@ async fn all_or_nothing_compensates_everything_written_when_a_write_fails_midway
         compensation.deleted_created >= 60,
         "rows before 90 were created and are deleted again"
     );
-    // The sandbox, like the platform, hides soft-deleted records from GET and PATCH: that one
-    // effect cannot be undone, and the report says so, with the record.
-    let failed: Vec<_> = compensation.failures().collect();
-    assert_eq!(failed.len(), 1, "{compensation:?}");
-    assert_eq!((failed[0].kind, failed[0].row_number), (CompensationKind::Undelete, Some(2)));
-    assert_eq!(failed[0].id, before["C"]["_id"].as_str().unwrap());
+    // The delete of row 2 is undone too: the record is read and restored with
+    // include_deleted=true. Nothing remains to do by hand.
+    assert_eq!(compensation.undeleted, 1, "{compensation:?}");
+    assert!(compensation.complete(), "{compensation:?}");
+    let undelete: Vec<_> =
+        compensation.actions.iter().filter(|a| a.kind == CompensationKind::Undelete).collect();
+    assert_eq!(undelete.len(), 1, "{compensation:?}");
+    assert_eq!(undelete[0].row_number, Some(2));
+    assert_eq!(undelete[0].id, before["C"]["_id"].as_str().unwrap());
     assert_eq!(compensation.actions.len() as u64, compensation.deleted_created + 2);
 
-    // Outcomes say what is left: only row 2's delete remains; every other row is rolled back.
-    assert!(matches!(written.outcome(2), RowWriteOutcome::Deleted { .. }));
+    // Outcomes say what is left: nothing but the refused row; every other row is rolled back.
     assert_eq!(
         (report.created, report.updated, report.deleted, report.rejected),
-        (0, 0, 1, 1),
+        (0, 0, 0, 1),
         "{report:?}"
     );
-    assert_eq!(report.not_attempted, 128);
-    assert!(
-        matches!(written.outcome(1), RowWriteOutcome::NotAttempted { reason, .. } if reason.contains("rolled back"))
-    );
+    assert_eq!(report.not_attempted, 129);
+    for row in [1, 2] {
+        assert!(
+            matches!(written.outcome(row), RowWriteOutcome::NotAttempted { reason, .. } if reason.contains("rolled back")),
+            "row {row}: {:?}",
+            written.outcome(row)
+        );
+    }
 
-    // The platform is as before the run, but for C.
+    // The platform is as before the run: the same three live records with their data.
     let live = platform.items("players");
-    assert_eq!(live.len(), 2, "{live:?}");
+    assert_eq!(live.len(), 3, "{live:?}");
     let a = platform.item_where("players", "code", &json!("A"));
     assert_eq!(
         (a["goals"].clone(), a.get("extra").cloned()),
@@ -164,6 +171,65 @@ async fn all_or_nothing_compensates_everything_written_when_a_write_fails_midway
     );
     assert_eq!(a["name"], "Ada");
     assert_eq!(platform.item_where("players", "code", &json!("B"))["goals"], 2);
+    let c = platform.item_where("players", "code", &json!("C"));
+    assert_eq!((c["is_deleted"].clone(), c["deleted_at"].clone()), (json!(false), Value::Null));
+    for field in ["_id", "code", "name", "goals", "created_at", "tenant_id"] {
+        assert_eq!(c[field], before["C"][field], "C.{field} is as before the run");
+    }
+}
+
+#[tokio::test]
+async fn all_or_nothing_brings_back_a_record_the_run_updated_then_deleted() {
+    let platform = strict_platform().await;
+    let seeded = platform.seed("players", vec![json!({"code": "A", "name": "Ada", "goals": 1})]);
+    let mut cfg = config("players", ImportMode::Upsert);
+    cfg.upsert_key = Some("code".into());
+    cfg.delete_column = Some("remove".into());
+    cfg.transaction.mode = TransactionMode::AllOrNothing;
+    // Row 1 updates A, row 2 deletes it, row 3 is refused by the platform (422) — only once A is
+    // deleted: its POST is held until then.
+    let id = seeded[0]["_id"].as_str().unwrap().to_owned();
+    let (other, deleted_id) = (platform.client(), id.clone());
+    let hook: common::Hook = Box::new(move || {
+        Box::pin(async move {
+            for _ in 0..500 {
+                let item = other.get_including_deleted("players", &deleted_id).await.unwrap();
+                if item.body["is_deleted"] == true {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("row 2 never deleted A");
+        })
+    });
+    let proxy = HookProxy::start(platform.url.clone(), "POST", "/players/", hook).await;
+    let file = vec![
+        json!({"code": "A", "goals": 10}),
+        json!({"code": "A", "remove": "yes"}),
+        json!({"code": "N", "goals": -1}),
+    ];
+    let written = write(platform.client_via(&proxy.url, |_| {}), cfg, file, None).await;
+    assert!(proxy.hook_ran());
+    let compensation = written.report.compensated.clone().expect("a roll-back");
+    // A's first effect is the update: undoing it un-deletes A, then puts its pre-image back.
+    assert_eq!(compensation.restored_updated, 1, "{compensation:?}");
+    assert!(compensation.complete(), "{compensation:?}");
+    let on_a: Vec<String> =
+        proxy.seen().into_iter().filter(|r| r.contains(&id) && !r.starts_with("GET")).collect();
+    assert_eq!(
+        on_a,
+        [
+            format!("PATCH /players/{id}"),
+            format!("DELETE /players/{id}"),
+            format!("PATCH /players/{id}?include_deleted=true"),
+            format!("PUT /players/{id}"),
+        ]
+    );
+    let a = platform.item_where("players", "code", &json!("A"));
+    assert_eq!(a["_id"], seeded[0]["_id"]);
+    assert_eq!((a["name"].clone(), a["goals"].clone()), (json!("Ada"), json!(1)));
+    assert_eq!((a["is_deleted"].clone(), a["deleted_at"].clone()), (json!(false), Value::Null));
+    assert_eq!(platform.items("players").len(), 1);
 }
 
 #[tokio::test]

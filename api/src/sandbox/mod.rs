@@ -43,22 +43,33 @@
 //! `WWW-Authenticate`; 403 `{"detail": {"error": "missing_capabilities", "missing": [...]}}`; 403
 //! `{"detail": {"error": "tenant_mismatch", …}}` when an `X-Tenant-ID` header names another tenant
 //! than the token's (403, not 404: the caller's own configuration is wrong, nothing leaks);
-//! 404 for unknown ids, invalid ids, soft-deleted items and other tenants' items; 400 for bad
-//! query parameters, invalid `where` JSON, blocked or unknown operators, and bodies that are not a
-//! JSON object; 422 `{"detail": [{"loc": ["body", field, …], "msg", "type"}]}` for schema errors.
+//! 404 for unknown ids, invalid ids, other tenants' items and soft-deleted items (unless the
+//! query has `include_deleted=true`, see below); 400 for bad query parameters, invalid `where`
+//! JSON, blocked or unknown operators, and bodies that are not a JSON object; 422
+//! `{"detail": [{"loc": ["body", field, …], "msg", "type"}]}` for schema errors.
 //! - Capabilities: list needs `{resource}:list` — or `{resource}:read`, because the spec's own
 //!   Quick Start lists `/bookings` with a `bookings:read` token; get needs `:read`, POST `:create`,
 //!   PATCH and PUT `:update`, DELETE `:delete`. Checked before the item is looked up.
 //! - System fields: `_id` (24 lowercase hex), `tenant_id` (from the token), `created_at`,
 //!   `updated_at` (RFC 3339 UTC, microseconds), `revision_id` (new on every write), `is_deleted`,
 //!   `deleted_at`. Client-supplied system fields are ignored, except a `tenant_id` different from
-//!   the token's, which is 422 (it is read-only and a mismatch is a client bug worth surfacing).
+//!   the token's, which is 422 (it is read-only and a mismatch is a client bug worth surfacing),
+//!   and `is_deleted`/`deleted_at` on PATCH and PUT (below). A POST always creates a live item.
 //! - Writes: POST → 201 with the item, `ETag` and `Location: /{resource}/{id}`; PATCH is a
 //!   shallow merge (top-level keys replaced, `null` stores null); PUT replaces every non-system
 //!   field; DELETE is a soft delete (`is_deleted: true`, `deleted_at`) answered 204. PATCH, PUT and
 //!   DELETE need `If-Match` (428 without); it holds one or more quoted ETags (`W/` never matches),
 //!   a bare revision id, or `*`. A mismatch is 412 `{"detail": …, "current": item}` with the
 //!   current `ETag`, so a client can re-apply without another GET.
+//! - Soft deletes are reversible, as the spec lists `is_deleted` and `deleted_at` as ordinary
+//!   fields (only `tenant_id` is read-only): a PATCH or PUT with `is_deleted: false` restores an
+//!   item (`deleted_at` → null, fields kept), `is_deleted: true` soft-deletes it (`deleted_at` =
+//!   now, or the RFC 3339 time sent, stored as UTC). Without `is_deleted` the item keeps its
+//!   state; `deleted_at` may be left out or must agree (null when live, a time when deleted),
+//!   else 422 — as is a non-boolean `is_deleted`. GET by id, PATCH and PUT reach a soft-deleted
+//!   item only with `include_deleted=true` in the query (else 404); DELETE never does.
+//!   `If-Match` and `ETag` work the same on soft-deleted items, and an `Idempotency-Key` reused
+//!   with and without `include_deleted` is a different request (422).
 //! - `ETag` = the quoted `revision_id`, on every item response; list items carry `revision_id`.
 //! - `Idempotency-Key` on any write (POST, PATCH, PUT, DELETE): within 24 h, the same key from the
 //!   same tenant with the same method, path, `If-Match` and JSON body replays the stored first
@@ -68,7 +79,8 @@
 //! - Lists: `{items, total, page, per_page}` plus `X-Total-Count`, `X-Page`, `X-Per-Page`,
 //!   `X-Total-Pages`. `page` ≥ 1, `per_page` 1–100 (default 25); anything else is 400 — never
 //!   silently clamped, since a client paging with its own `per_page` would then miss rows.
-//!   Soft-deleted items are hidden unless `include_deleted=true` (also accepted on GET by id).
+//!   Soft-deleted items are hidden unless `include_deleted=true` (also accepted on GET by id,
+//!   PATCH and PUT).
 //!
 //! **Filters, sort, fields** (list query parameters; `page`, `per_page`, `sort`, `fields`,
 //! `where` and `include_deleted` are reserved, every other parameter is a filter; all filters

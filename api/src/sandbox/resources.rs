@@ -100,7 +100,7 @@ fn if_match(headers: &HeaderMap) -> Result<IfMatch, ApiError> {
         .ok_or(ApiError::PreconditionRequired)
 }
 
-/// Parses `include_deleted` on a GET by id.
+/// Parses `include_deleted` on a GET, PATCH or PUT of one item.
 fn include_deleted(query: Option<&str>) -> Result<bool, ApiError> {
     let mut include = false;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -222,19 +222,33 @@ fn replay(
     }
 }
 
+/// One write to an existing item, as received.
+struct ItemWrite {
+    /// The resource name.
+    resource: String,
+    /// The item's id.
+    id: String,
+    /// `PATCH`, `PUT` or `DELETE`.
+    method: &'static str,
+    /// The raw query: PATCH and PUT reach a soft-deleted item with `include_deleted=true`.
+    query: Option<String>,
+    /// The request body (none for DELETE).
+    body: Option<Bytes>,
+}
+
 /// The shared path of PATCH, PUT and DELETE.
 async fn write_item(
     app: AppState,
     principal: Principal,
-    resource: String,
-    id: String,
     headers: HeaderMap,
-    method: &str,
-    body: Option<Bytes>,
+    write: ItemWrite,
 ) -> Result<Response, ApiError> {
+    let ItemWrite { resource, id, method, query, body } = write;
     check_resource(&resource)?;
     let capability = if method == "DELETE" { "delete" } else { "update" };
     principal.require(&format!("{resource}:{capability}"))?;
+    // DELETE never reaches a soft-deleted item: deleting it again has nothing to do.
+    let include_deleted = method != "DELETE" && include_deleted(query.as_deref())?;
     let condition = if_match(&headers)?;
     let key = idempotency_key(&headers)?;
     let body = body.as_deref().map(parse_body).transpose()?;
@@ -243,7 +257,12 @@ async fn write_item(
     }
     let fingerprint = Fingerprint {
         method: method.into(),
-        target: format!("{resource}/{id}"),
+        // Reaching soft-deleted items makes it another request.
+        target: if include_deleted {
+            format!("{resource}/{id}?include_deleted=true")
+        } else {
+            format!("{resource}/{id}")
+        },
         if_match: headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: body.clone().map(Value::Object),
     };
@@ -261,10 +280,15 @@ async fn write_item(
         _ => Change::Delete,
     };
     let is_delete = matches!(change, Change::Delete);
-    let outcome =
-        store.update(&principal.tenant_id, &resource, &id, &condition, change, |fields| {
-            validate(&app, &resource, fields)
-        });
+    let outcome = store.update(
+        &principal.tenant_id,
+        &resource,
+        &id,
+        include_deleted,
+        &condition,
+        change,
+        |fields| validate(&app, &resource, fields),
+    );
     let item = match outcome {
         Ok(item) => item,
         Err(WriteRefused::NotFound) => return Err(ApiError::NotFound),
@@ -286,36 +310,43 @@ async fn write_item(
     Ok(response.to_response(false))
 }
 
-/// `PATCH /{resource}/{id}`: shallow merge, needs `If-Match`.
+/// `PATCH /{resource}/{id}`: shallow merge, needs `If-Match`; `is_deleted` restores or
+/// soft-deletes, and `include_deleted=true` reaches a soft-deleted item.
 pub(crate) async fn patch_item(
     State(app): State<AppState>,
     principal: Principal,
     Path((resource, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    write_item(app, principal, resource, id, headers, "PATCH", Some(body)).await
+    let write = ItemWrite { resource, id, method: "PATCH", query, body: Some(body) };
+    write_item(app, principal, headers, write).await
 }
 
-/// `PUT /{resource}/{id}`: full replace of the non-system fields, needs `If-Match`.
+/// `PUT /{resource}/{id}`: full replace of the non-system fields, needs `If-Match`; like PATCH
+/// for `is_deleted` and `include_deleted=true`.
 pub(crate) async fn put_item(
     State(app): State<AppState>,
     principal: Principal,
     Path((resource, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    write_item(app, principal, resource, id, headers, "PUT", Some(body)).await
+    let write = ItemWrite { resource, id, method: "PUT", query, body: Some(body) };
+    write_item(app, principal, headers, write).await
 }
 
-/// `DELETE /{resource}/{id}`: soft delete, 204, needs `If-Match`.
+/// `DELETE /{resource}/{id}`: soft delete, 204, needs `If-Match`; a soft-deleted item is 404.
 pub(crate) async fn delete_item(
     State(app): State<AppState>,
     principal: Principal,
     Path((resource, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    write_item(app, principal, resource, id, headers, "DELETE", None).await
+    let write = ItemWrite { resource, id, method: "DELETE", query: None, body: None };
+    write_item(app, principal, headers, write).await
 }
 
 /// Any other path: 404 `{"detail": "Not Found"}`.

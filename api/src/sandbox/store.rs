@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::query::ListQuery;
-use super::{is_object_id, now_secs, random_hex};
+use super::{FieldError, is_object_id, now_secs, random_hex};
 
-/// The fields the sandbox manages; clients cannot set them.
+/// The fields the sandbox manages. Clients cannot set them, except `is_deleted` and `deleted_at`
+/// through PATCH and PUT (see [`Store::update`]).
 pub(crate) const SYSTEM_FIELDS: [&str; 7] =
     ["_id", "tenant_id", "created_at", "updated_at", "revision_id", "is_deleted", "deleted_at"];
 
@@ -130,7 +131,7 @@ pub(crate) enum Change {
 /// Why a write to an existing item did not happen.
 #[derive(Debug)]
 pub(crate) enum WriteRefused {
-    /// No live item with that id for that tenant.
+    /// No item with that id for that tenant (or only a soft-deleted one, when not asked for).
     NotFound,
     /// `If-Match` does not match; the current item.
     Conflict(Map<String, Value>),
@@ -322,13 +323,20 @@ impl Store {
         doc
     }
 
-    /// Applies `change` to the live item `id` if `if_match` holds and `validate` accepts the
-    /// resulting user fields (not called for deletes); returns the new item.
+    /// Applies `change` to the item `id` — a soft-deleted one only when `include_deleted` (never
+    /// for a [`Change::Delete`]) — if `if_match` holds and `validate` accepts the resulting user
+    /// fields (not called for deletes); returns the new item.
+    ///
+    /// A merge or replace may set `is_deleted` and `deleted_at` (see [`DeletionState::resolve`]):
+    /// `is_deleted: false` restores a soft-deleted item, `is_deleted: true` soft-deletes a live
+    /// one. Without them the item keeps its deletion state.
+    #[allow(clippy::too_many_arguments)] // each argument is one part of the request
     pub(crate) fn update(
         &mut self,
         tenant: &str,
         resource: &str,
         id: &str,
+        include_deleted: bool,
         if_match: &IfMatch,
         change: Change,
         validate: impl FnOnce(&Map<String, Value>) -> Result<(), super::ApiError>,
@@ -336,11 +344,12 @@ impl Store {
         if !is_object_id(id) {
             return Err(WriteRefused::NotFound);
         }
+        let reaches_deleted = include_deleted && !matches!(change, Change::Delete);
         let item = self
             .tables
             .get_mut(&(tenant.to_owned(), resource.to_owned()))
             .and_then(|t| t.items.get_mut(id))
-            .filter(|i| !is_deleted(&i.doc))
+            .filter(|i| reaches_deleted || !is_deleted(&i.doc))
             .ok_or(WriteRefused::NotFound)?;
         if !if_match.matches(&item.doc) {
             return Err(WriteRefused::Conflict(item.doc.clone()));
@@ -348,8 +357,10 @@ impl Store {
         let current = &item.doc;
         let keep = |name: &str| current.get(name).cloned().unwrap_or(Value::Null);
         let now = timestamp();
-        let (fields, deleted_at) = match change {
+        let (fields, deletion) = match change {
             Change::Merge(patch) => {
+                let deletion = DeletionState::resolve(current, &patch, &now)
+                    .map_err(|e| WriteRefused::Invalid(super::ApiError::Validation(e)))?;
                 let mut fields = user_fields(current);
                 for (k, v) in patch {
                     if !SYSTEM_FIELDS.contains(&k.as_str()) {
@@ -357,16 +368,21 @@ impl Store {
                     }
                 }
                 validate(&fields).map_err(WriteRefused::Invalid)?;
-                (fields, Value::Null)
+                (fields, deletion)
             }
             Change::Replace(body) => {
+                let deletion = DeletionState::resolve(current, &body, &now)
+                    .map_err(|e| WriteRefused::Invalid(super::ApiError::Validation(e)))?;
                 let fields = user_fields(&body);
                 validate(&fields).map_err(WriteRefused::Invalid)?;
-                (fields, Value::Null)
+                (fields, deletion)
             }
-            Change::Delete => (user_fields(current), Value::String(now.clone())),
+            Change::Delete => (user_fields(current), DeletionState::Deleted(now.clone())),
         };
-        let is_deleted = !deleted_at.is_null();
+        let (is_deleted, deleted_at) = match deletion {
+            DeletionState::Live => (false, Value::Null),
+            DeletionState::Deleted(at) => (true, Value::String(at)),
+        };
         let doc = assemble(
             id,
             fields,
@@ -434,6 +450,85 @@ fn is_deleted(doc: &Map<String, Value>) -> bool {
     doc.get("is_deleted").and_then(Value::as_bool).unwrap_or(false)
 }
 
+/// An item's deletion state after a write.
+#[derive(Debug, Clone, PartialEq)]
+enum DeletionState {
+    /// Not deleted: `is_deleted: false`, `deleted_at: null`.
+    Live,
+    /// Soft-deleted at this RFC 3339 time.
+    Deleted(String),
+}
+
+impl DeletionState {
+    /// The state a PATCH or PUT `body` asks for, given the `current` item and the time `now`.
+    ///
+    /// `is_deleted` (a boolean) decides; without it the current state stays. `deleted_at` may be
+    /// left out, or agree with the outcome: `null` for a live item, an RFC 3339 time (stored in
+    /// UTC with microseconds) for a deleted one. A deleted item without a given time keeps its
+    /// `deleted_at`, or gets `now` when this write deletes it. Anything else is a 422 naming the
+    /// field, since a contradiction is a client bug rather than something to guess at.
+    fn resolve(
+        current: &Map<String, Value>,
+        body: &Map<String, Value>,
+        now: &str,
+    ) -> Result<DeletionState, Vec<FieldError>> {
+        let error = |field: &str, msg: String, kind: &str| FieldError {
+            loc: vec![Value::from("body"), Value::from(field)],
+            msg,
+            kind: kind.into(),
+        };
+        let deleted = match body.get("is_deleted") {
+            None => is_deleted(current),
+            Some(Value::Bool(deleted)) => *deleted,
+            Some(other) => {
+                return Err(vec![error(
+                    "is_deleted",
+                    format!("is_deleted must be true or false, got {other}"),
+                    "bool_type",
+                )]);
+            }
+        };
+        match (deleted, body.get("deleted_at")) {
+            (false, None | Some(Value::Null)) => Ok(DeletionState::Live),
+            (false, Some(_)) => Err(vec![error(
+                "deleted_at",
+                "deleted_at must be null for an item that is not deleted (is_deleted: false)"
+                    .into(),
+                "value_error",
+            )]),
+            (true, None) => Ok(DeletionState::Deleted(
+                current
+                    .get("deleted_at")
+                    .and_then(Value::as_str)
+                    .filter(|_| is_deleted(current))
+                    .unwrap_or(now)
+                    .to_owned(),
+            )),
+            (true, Some(Value::String(at))) => chrono::DateTime::parse_from_rfc3339(at)
+                .map(|at| {
+                    DeletionState::Deleted(
+                        at.with_timezone(&chrono::Utc)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    )
+                })
+                .map_err(|e| {
+                    vec![error(
+                        "deleted_at",
+                        format!("deleted_at must be an RFC 3339 date-time: {e}"),
+                        "datetime_parsing",
+                    )]
+                }),
+            (true, Some(_)) => Err(vec![error(
+                "deleted_at",
+                "deleted_at must be an RFC 3339 date-time for a deleted item (is_deleted: true); \
+                 send is_deleted: false to restore it"
+                    .into(),
+                "value_error",
+            )]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,6 +580,7 @@ mod tests {
                 "t",
                 "r",
                 &id,
+                false,
                 &rev,
                 Change::Merge(fields(json!({"b": 3, "tenant_id": "x"}))),
                 |_| Ok(()),
@@ -496,8 +592,72 @@ mod tests {
         assert_eq!(patched["created_at"], doc["created_at"]);
         assert_ne!(patched["revision_id"], doc["revision_id"]);
         assert!(matches!(
-            store.update("t", "r", &id, &rev, Change::Delete, |_| Ok(())),
+            store.update("t", "r", &id, false, &rev, Change::Delete, |_| Ok(())),
             Err(WriteRefused::Conflict(_))
         ));
+    }
+
+    #[test]
+    fn deletion_state_follows_is_deleted_and_refuses_contradictions() {
+        let now = "2026-04-01T08:00:00.000000Z";
+        let live = fields(json!({"is_deleted": false, "deleted_at": null}));
+        let gone = fields(json!({"is_deleted": true, "deleted_at": "2026-03-01T00:00:00.000000Z"}));
+        let resolve = |current: &Map<String, Value>, body: Value| {
+            DeletionState::resolve(current, &fields(body), now)
+        };
+        // Without the fields the state stays, deleted_at included.
+        assert_eq!(resolve(&live, json!({"a": 1})), Ok(DeletionState::Live));
+        assert_eq!(
+            resolve(&gone, json!({"a": 1})),
+            Ok(DeletionState::Deleted("2026-03-01T00:00:00.000000Z".into()))
+        );
+        assert_eq!(
+            resolve(&gone, json!({"is_deleted": false, "deleted_at": null})),
+            Ok(DeletionState::Live)
+        );
+        assert_eq!(resolve(&gone, json!({"is_deleted": false})), Ok(DeletionState::Live));
+        assert_eq!(
+            resolve(&live, json!({"is_deleted": true})),
+            Ok(DeletionState::Deleted(now.into()))
+        );
+        assert_eq!(
+            resolve(&live, json!({"is_deleted": true, "deleted_at": "2026-04-01T10:00:00+02:00"})),
+            Ok(DeletionState::Deleted("2026-04-01T08:00:00.000000Z".into()))
+        );
+        for (current, body, field) in [
+            (&live, json!({"is_deleted": "no"}), "is_deleted"),
+            (&live, json!({"is_deleted": null}), "is_deleted"),
+            (&live, json!({"deleted_at": now}), "deleted_at"),
+            (&gone, json!({"deleted_at": null}), "deleted_at"),
+            (&live, json!({"is_deleted": true, "deleted_at": "yesterday"}), "deleted_at"),
+        ] {
+            let errors = resolve(current, body.clone()).expect_err(&body.to_string());
+            assert_eq!(errors[0].loc, vec![json!("body"), json!(field)], "{body}");
+        }
+    }
+
+    #[test]
+    fn a_soft_deleted_item_is_reached_only_with_include_deleted() {
+        let mut store = Store::default();
+        let doc = store.create("t", "r", fields(json!({"a": 1})));
+        let id = doc["_id"].as_str().unwrap().to_owned();
+        store.update("t", "r", &id, false, &IfMatch::Any, Change::Delete, |_| Ok(())).unwrap();
+        let restore = || Change::Merge(fields(json!({"is_deleted": false})));
+        assert!(matches!(
+            store.update("t", "r", &id, false, &IfMatch::Any, restore(), |_| Ok(())),
+            Err(WriteRefused::NotFound)
+        ));
+        assert!(matches!(
+            store.update("t", "r", &id, true, &IfMatch::Any, Change::Delete, |_| Ok(())),
+            Err(WriteRefused::NotFound)
+        ));
+        let restored =
+            store.update("t", "r", &id, true, &IfMatch::Any, restore(), |_| Ok(())).unwrap();
+        assert_eq!(
+            (restored["a"].clone(), restored["is_deleted"].clone()),
+            (json!(1), json!(false))
+        );
+        assert_eq!(restored["deleted_at"], Value::Null);
+        assert!(store.get("t", "r", &id, false).is_some());
     }
 }

@@ -5,6 +5,10 @@
 //! What it is not: the import modes. Deciding create vs update, batching look-ups and
 //! re-applying a change after a 412 belong to the writer built on top of this client.
 //!
+//! Soft-deleted items answer 404 to [`ApiClient::get`], `patch` and `put`; with the query's
+//! `include_deleted=true`, [`ApiClient::get_including_deleted`] reads one and
+//! [`ApiClient::restore`] un-deletes it (how a rolled-back transaction undoes its deletes).
+//!
 //! Retry rules, per request:
 //! - 5xx, 408, timeouts and connection errors (including a connection closed without an answer)
 //!   are retried with exponential backoff and full jitter, up to `max_attempts` attempts in all;
@@ -286,6 +290,32 @@ impl ApiClient {
         let url = self.item_url(resource, id)?;
         let answer = self.execute(self.call(Method::GET, url, None)?).await?;
         answer.item()
+    }
+
+    /// `GET /{resource}/{id}?include_deleted=true`: the item even when it is soft-deleted (its
+    /// body then has `is_deleted: true`), with the ETag a [`restore`](Self::restore) needs.
+    /// [`get`](Self::get) answers [`ApiError::NotFound`] for a soft-deleted item.
+    pub async fn get_including_deleted(&self, resource: &str, id: &str) -> Result<Item, ApiError> {
+        let url = including_deleted(self.item_url(resource, id)?);
+        let answer = self.execute(self.call(Method::GET, url, None)?).await?;
+        answer.item()
+    }
+
+    /// Un-deletes a soft-deleted item: `PATCH /{resource}/{id}?include_deleted=true` with
+    /// `{"is_deleted": false, "deleted_at": null}` and `If-Match: etag` (from
+    /// [`get_including_deleted`](Self::get_including_deleted)); answers the item, live again with
+    /// the fields it had. The contract lists `is_deleted` and `deleted_at` as ordinary writable
+    /// fields; a platform that keeps them read-only answers the item still deleted, which the
+    /// caller should check. A stale `etag` is [`ApiError::PreconditionFailed`], as for
+    /// [`patch`](Self::patch); a live item is simply patched (it stays live).
+    pub async fn restore(&self, resource: &str, id: &str, etag: &str) -> Result<Item, ApiError> {
+        let mut body = Map::new();
+        body.insert("is_deleted".into(), Value::Bool(false));
+        body.insert("deleted_at".into(), Value::Null);
+        let url = including_deleted(self.item_url(resource, id)?);
+        let mut call = self.call(Method::PATCH, url, Some(&body))?;
+        call.if_match = Some(etag);
+        self.execute(call).await?.item()
     }
 
     /// `GET /{resource}/`: one page; `query` holds `where` (as JSON, serialized into the `where`
@@ -584,6 +614,12 @@ impl ApiClient {
         }
         Ok(request)
     }
+}
+
+/// `url` with `include_deleted=true`, which lets a request reach a soft-deleted item.
+fn including_deleted(mut url: Url) -> Url {
+    url.query_pairs_mut().append_pair("include_deleted", "true");
+    url
 }
 
 /// The error for a final (non-retried) status.
@@ -903,6 +939,10 @@ mod tests {
         assert_eq!(
             c.collection_url("imports/templates").unwrap().as_str(),
             "http://h:1/imports/templates/"
+        );
+        assert_eq!(
+            including_deleted(c.item_url("payments", "1").unwrap()).as_str(),
+            "http://h:1/payments/1?include_deleted=true"
         );
         let c = client("https://h/api/v1/");
         assert_eq!(c.item_url("payments", "1").unwrap().as_str(), "https://h/api/v1/payments/1");

@@ -2,16 +2,20 @@
 //!
 //! Every effect on the platform is journaled as it succeeds: a created record (undo: delete it),
 //! an updated one with its pre-image (undo: PUT the pre-image with the current ETag), a deleted
-//! one (undo: PATCH `is_deleted: false, deleted_at: null`). Only a record's *first* effect is kept:
-//! undoing it restores the state before the run, whatever later rows did to the same record. The
-//! roll-back undoes the newest effect first. The journal lives in memory, which is why
-//! `all_or_nothing` has `max_transaction_rows`.
+//! one (undo: [`ApiClient::restore`], a PATCH `is_deleted: false, deleted_at: null` with
+//! `include_deleted=true`, after reading the record's ETag with
+//! [`ApiClient::get_including_deleted`]). Only a record's *first* effect is kept: undoing it
+//! restores the state before the run, whatever later rows did to the same record — an updated
+//! record that a later row deleted is un-deleted before its pre-image is put back. The roll-back
+//! undoes the newest effect first. The journal lives in memory, which is why `all_or_nothing` has
+//! `max_transaction_rows`.
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::errors::MAX_CONFLICT_RETRIES;
+use super::modes::is_deleted;
 use super::outcome::{CompensationAction, CompensationKind, CompensationReport};
 use crate::m2m::client::ApiClient;
 use crate::m2m::error::ApiError;
@@ -144,7 +148,18 @@ async fn restore(
 ) -> Result<(), String> {
     let body = restorable(pre_image);
     for _ in 0..=MAX_CONFLICT_RETRIES {
-        let item = client.get(resource, id).await.map_err(|e| e.to_string())?;
+        let mut item =
+            client.get_including_deleted(resource, id).await.map_err(|e| e.to_string())?;
+        if is_deleted(&item.body) {
+            // A later row of the run deleted it: bring it back first, then put the pre-image.
+            item = match client.restore(resource, id, &item.etag).await {
+                Ok(item) if !is_deleted(&item.body) => item,
+                Ok(_) => return Err(KEPT_DELETED.into()),
+                Err(ApiError::PreconditionFailed { .. }) => continue,
+                Err(ApiError::NotFound) => return Err(NOT_REACHABLE.into()),
+                Err(e) => return Err(e.to_string()),
+            };
+        }
         match client.put(resource, id, &body, &item.etag).await {
             Ok(_) => return Ok(()),
             Err(ApiError::PreconditionFailed { .. }) => continue,
@@ -154,34 +169,28 @@ async fn restore(
     Err(KEPT_CHANGING.into())
 }
 
+const KEPT_DELETED: &str = "the platform kept the record deleted (is_deleted is read-only there); un-delete it in the \
+     platform";
+const NOT_REACHABLE: &str = "the platform does not let a soft-deleted record be read or changed \
+                             through the API (HTTP 404 even with include_deleted=true); un-delete \
+                             it in the platform";
+
 async fn undelete(client: &ApiClient, resource: &str, id: &str) -> Result<(), String> {
-    let body = match json!({"is_deleted": false, "deleted_at": null}) {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
     for _ in 0..=MAX_CONFLICT_RETRIES {
-        let etag = match client.get(resource, id).await {
-            Ok(item) => item.etag,
-            // A platform that hides soft-deleted records from GET may still take the PATCH
-            // unconditionally; the record was deleted by this very run.
-            Err(ApiError::NotFound) => "*".to_owned(),
+        let item = match client.get_including_deleted(resource, id).await {
+            Ok(item) => item,
+            Err(ApiError::NotFound) => return Err(NOT_REACHABLE.into()),
             Err(e) => return Err(e.to_string()),
         };
-        match client.patch(resource, id, &body, &etag).await {
-            Ok(item) if item.body.get("is_deleted") != Some(&Value::Bool(true)) => return Ok(()),
-            Ok(_) => {
-                return Err(
-                    "the platform kept the record deleted (is_deleted is read-only there); \
-                            un-delete it in the platform"
-                        .into(),
-                );
-            }
+        if !is_deleted(&item.body) {
+            // Live again already (restored by someone else): the state before the run holds.
+            return Ok(());
+        }
+        match client.restore(resource, id, &item.etag).await {
+            Ok(item) if !is_deleted(&item.body) => return Ok(()),
+            Ok(_) => return Err(KEPT_DELETED.into()),
             Err(ApiError::PreconditionFailed { .. }) => continue,
-            Err(ApiError::NotFound) => {
-                return Err("the platform does not let a soft-deleted record be read or changed \
-                            through the API (HTTP 404); un-delete it in the platform"
-                    .into());
-            }
+            Err(ApiError::NotFound) => return Err(NOT_REACHABLE.into()),
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -191,6 +200,7 @@ async fn undelete(client: &ApiClient, resource: &str, id: &str) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn only_a_records_first_effect_is_journaled() {

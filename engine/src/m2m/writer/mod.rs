@@ -31,9 +31,15 @@
 //! - `all_or_nothing`: the first failed row (or a run failure, a cancellation, more rows than
 //!   `max_transaction_rows`) stops the run and rolls back every journaled effect, newest first:
 //!   created records deleted, updated ones restored by PUT of their pre-image, deleted ones
-//!   un-deleted. Outcomes are held until then: on commit they are sent as they were; after a
-//!   roll-back, rows whose effect was undone are `NotAttempted` ("rolled back"), rows whose
-//!   compensation failed keep their real outcome, and the [`CompensationReport`] lists every action.
+//!   (row deletes and sync deletes) un-deleted with [`ApiClient::restore`] — a PATCH
+//!   `is_deleted: false, deleted_at: null` with `include_deleted=true`, since the contract lists
+//!   both as ordinary fields — so the record is live again with the data it had. Outcomes are
+//!   held until then: on commit they are sent as they were; after a roll-back, rows whose effect
+//!   was undone are `NotAttempted` ("rolled back"), rows whose compensation failed keep their real
+//!   outcome, and the [`CompensationReport`] lists every action ([`CompensationReport::complete`]
+//!   when all were undone). A platform that hides soft-deleted records even with
+//!   `include_deleted=true`, or keeps `is_deleted` read-only, leaves the delete in place: that
+//!   action fails with the reason, and its row keeps its `Deleted` outcome.
 //!
 //! # How a run works
 //! - Rows are read from a bounded channel in chunks of up to 100. A chunk's keys are looked up with
