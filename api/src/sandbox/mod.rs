@@ -443,6 +443,9 @@ pub(crate) struct Inner {
     pub(crate) rate_window: Mutex<faults::RateWindow>,
     /// Counters.
     pub(crate) stats: Stats,
+    /// Access tokens whose signature has been verified (expiry and revocation are still checked
+    /// on every request).
+    pub(crate) verified_tokens: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -550,6 +553,7 @@ impl Sandbox {
             security: Mutex::new(token::SecurityState::default()),
             rate_window: Mutex::new(faults::RateWindow::default()),
             stats: Stats::default(),
+            verified_tokens: Mutex::default(),
         };
         Sandbox { inner: Arc::new(inner) }
     }
