@@ -317,6 +317,33 @@ pub(crate) fn lookup<'a>(doc: &'a Map<String, Value>, path: &[String]) -> Option
 }
 
 impl Filter {
+    /// A top-level field and keys such that only items whose field holds one of them (itself,
+    /// or as an array element; see [`index_keys`]) can match: the first `field: {$in: [...]}`
+    /// among the conjuncts, when its operands are scalars other than null. Lets a list answer
+    /// a look-up by key from an index instead of reading every item.
+    pub(crate) fn index_probe(&self) -> Option<(&str, &HashSet<String>)> {
+        match self {
+            Filter::And(filters) => filters.iter().find_map(Filter::index_probe),
+            Filter::Field { path, cond: Cond::In(set) }
+                if path.len() == 1 && set.compound.is_empty() && !set.keys.contains(NULL_KEY) =>
+            {
+                Some((&path[0], &set.keys))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The keys a field value is indexed by: its canonical key and those of its scalar elements.
+pub(crate) fn index_keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = canonical(value).into_iter().collect();
+    if let Value::Array(items) = value {
+        keys.extend(items.iter().filter_map(canonical));
+    }
+    keys
+}
+
+impl Filter {
     /// Whether the item matches.
     pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
         match self {

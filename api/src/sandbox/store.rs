@@ -3,13 +3,13 @@
 //! Everything here is synchronous and runs under one mutex held only for the operation (never
 //! across an `.await`), so an idempotency check, the write and its record are one atomic step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::query::ListQuery;
+use super::query::{ListQuery, index_keys};
 use super::{FieldError, is_object_id, now_secs, random_hex};
 
 /// The fields the sandbox manages. Clients cannot set them, except `is_deleted` and `deleted_at`
@@ -34,6 +34,44 @@ struct Item {
 struct Table {
     /// Items by `_id`.
     items: HashMap<String, Item>,
+    /// Ids by top-level field and [`index_keys`] of its value, for the fields `$in` look-ups
+    /// have asked for (built on the first one, then kept up to date by every write).
+    index: HashMap<String, HashMap<String, HashSet<String>>>,
+}
+
+impl Table {
+    /// Builds the index of `field` unless it exists.
+    fn ensure_index(&mut self, field: &str) {
+        if self.index.contains_key(field) {
+            return;
+        }
+        let mut by_key: HashMap<String, HashSet<String>> = HashMap::new();
+        for (id, item) in &self.items {
+            if let Some(value) = item.doc.get(field) {
+                for key in index_keys(value) {
+                    by_key.entry(key).or_default().insert(id.clone());
+                }
+            }
+        }
+        self.index.insert(field.to_owned(), by_key);
+    }
+
+    /// Adds (or removes) `doc` to (from) every index.
+    fn reindex(&mut self, id: &str, doc: &Map<String, Value>, add: bool) {
+        for (field, by_key) in &mut self.index {
+            let Some(value) = doc.get(field) else { continue };
+            for key in index_keys(value) {
+                if add {
+                    by_key.entry(key).or_default().insert(id.to_owned());
+                } else if let Some(ids) = by_key.get_mut(&key) {
+                    ids.remove(id);
+                    if ids.is_empty() {
+                        by_key.remove(&key);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A response kept for idempotent replay, or about to be sent.
@@ -253,15 +291,26 @@ impl Store {
 
     /// One page of a list request and the total number of matches.
     pub(crate) fn list(
-        &self,
+        &mut self,
         tenant: &str,
         resource: &str,
         query: &ListQuery,
     ) -> (Vec<Value>, u64) {
-        let Some(table) = self.table(tenant, resource) else { return (Vec::new(), 0) };
-        let mut matches: Vec<&Item> = table
-            .items
-            .values()
+        let Some(table) = self.tables.get_mut(&(tenant.to_owned(), resource.to_owned())) else {
+            return (Vec::new(), 0);
+        };
+        let candidates: Vec<&Item> = match query.filter.index_probe() {
+            Some((field, keys)) => {
+                table.ensure_index(field);
+                let by_key = &table.index[field];
+                let ids: HashSet<&String> =
+                    keys.iter().filter_map(|key| by_key.get(key)).flatten().collect();
+                ids.into_iter().filter_map(|id| table.items.get(id)).collect()
+            }
+            None => table.items.values().collect(),
+        };
+        let mut matches: Vec<&Item> = candidates
+            .into_iter()
             .filter(|i| query.include_deleted || !is_deleted(&i.doc))
             .filter(|i| query.filter.matches(&i.doc))
             .collect();
@@ -319,6 +368,7 @@ impl Store {
             ],
         );
         self.next_seq += 1;
+        table.reindex(&id, &doc, true);
         table.items.insert(id, Item { seq: self.next_seq, doc: doc.clone() });
         doc
     }
@@ -345,10 +395,13 @@ impl Store {
             return Err(WriteRefused::NotFound);
         }
         let reaches_deleted = include_deleted && !matches!(change, Change::Delete);
-        let item = self
+        let table = self
             .tables
             .get_mut(&(tenant.to_owned(), resource.to_owned()))
-            .and_then(|t| t.items.get_mut(id))
+            .ok_or(WriteRefused::NotFound)?;
+        let item = table
+            .items
+            .get_mut(id)
             .filter(|i| reaches_deleted || !is_deleted(&i.doc))
             .ok_or(WriteRefused::NotFound)?;
         if !if_match.matches(&item.doc) {
@@ -395,7 +448,9 @@ impl Store {
                 ("revision_id", Value::String(random_hex(12))),
             ],
         );
-        item.doc = doc.clone();
+        let old = std::mem::replace(&mut item.doc, doc.clone());
+        table.reindex(id, &old, false);
+        table.reindex(id, &doc, true);
         Ok(doc)
     }
 
@@ -659,5 +714,35 @@ mod tests {
         );
         assert_eq!(restored["deleted_at"], Value::Null);
         assert!(store.get("t", "r", &id, false).is_some());
+    }
+
+    #[test]
+    fn in_look_ups_use_an_index_that_follows_every_write() {
+        let mut store = Store::default();
+        let a = store.create("t", "r", fields(json!({"code": "a", "n": 1})));
+        store.create("t", "r", fields(json!({"code": ["b", 2]})));
+        let codes = |store: &mut Store, list: &str| -> Vec<Value> {
+            let query = ListQuery::parse(&format!(
+                "where={}",
+                url::form_urlencoded::byte_serialize(
+                    json!({"code": {"$in": serde_json::from_str::<Value>(list).unwrap()}})
+                        .to_string()
+                        .as_bytes()
+                )
+                .collect::<String>()
+            ))
+            .unwrap();
+            store.list("t", "r", &query).0.into_iter().map(|item| item["code"].clone()).collect()
+        };
+        assert_eq!(codes(&mut store, r#"["a", 2.0]"#), [json!(["b", 2]), json!("a")]);
+        let id = a["_id"].as_str().unwrap().to_owned();
+        let recode = Change::Merge(fields(json!({"code": "c"})));
+        store.update("t", "r", &id, false, &IfMatch::Any, recode, |_| Ok(())).unwrap();
+        assert!(codes(&mut store, r#"["a"]"#).is_empty(), "the old key is gone");
+        assert_eq!(codes(&mut store, r#"["c"]"#), [json!("c")]);
+        store.create("t", "r", fields(json!({"code": "c"})));
+        assert_eq!(codes(&mut store, r#"["c"]"#).len(), 2, "new items are indexed");
+        store.update("t", "r", &id, false, &IfMatch::Any, Change::Delete, |_| Ok(())).unwrap();
+        assert_eq!(codes(&mut store, r#"["c"]"#).len(), 1, "soft-deleted items stay hidden");
     }
 }

@@ -103,8 +103,9 @@ use outcome::OutcomeSink;
 /// Rows per look-up (the platform's `per_page` maximum, so one GET answers a chunk).
 const LOOKUP_BATCH: usize = 100;
 
-/// Same-key groups written at once.
-const GROUPS_IN_FLIGHT: usize = 256;
+/// Same-key groups spawned and not yet finished (about four chunks: the look-ups of the next
+/// chunks run while the rows of the first are written).
+const GROUPS_IN_FLIGHT: usize = 4 * LOOKUP_BATCH;
 
 /// Writes valid rows to one resource of the platform; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -495,6 +496,33 @@ impl Shared {
     }
 }
 
+/// Looks up the keys of one chunk with one `$in` GET and hands each group its key's state. A
+/// look-up the API refuses (e.g. one odd key value) leaves the states unknown: the groups look
+/// their keys up one by one, so only the rows at fault are rejected. A look-up that fails the run
+/// stops it.
+async fn look_up_chunk(shared: Arc<Shared>, pending: Vec<(KeyValue, oneshot::Sender<KeyState>)>) {
+    if shared.stop.is_cancelled() {
+        return;
+    }
+    let Some(identity) = &shared.identity else { return };
+    let keys: Vec<&KeyValue> = pending.iter().map(|(key, _)| key).collect();
+    match modes::lookup(&shared, identity, &keys).await {
+        Ok(mut states) => {
+            for (key, sender) in pending {
+                let state = states.remove(&key.text).unwrap_or(KeyState::Unknown);
+                // The group may be gone (a task failed); nothing waits then.
+                let _ = sender.send(state);
+            }
+        }
+        Err(error) => {
+            if let errors::Verdict::FailRun(why) = errors::classify(&error, &serde_json::Map::new())
+            {
+                shared.fail(why);
+            }
+        }
+    }
+}
+
 /// Turns chunks of rows into same-key groups and spawns them.
 struct Dispatcher {
     shared: Arc<Shared>,
@@ -541,47 +569,31 @@ impl Dispatcher {
         }
 
         self.tails.prune();
-        let mut starts: Vec<Option<Start>> = Vec::with_capacity(groups.len());
-        let mut unknown: Vec<&KeyValue> = Vec::new();
+        // Keys with a group still in flight wait for it; the others wait for this chunk's
+        // look-up, which runs in a task of its own so that the groups can be spawned (and take
+        // their places in the queue for request slots) at once, and the next chunk's look-up
+        // can be sent while this chunk's rows are written.
+        let mut pending: Vec<(KeyValue, oneshot::Sender<KeyState>)> = Vec::new();
+        let mut starts: Vec<Start> = Vec::with_capacity(groups.len());
         for (key, _) in &groups {
             match key {
-                None => starts.push(Some(Start::Looked(KeyState::Known(None)))),
+                None => starts.push(Start::Looked(KeyState::Known(None))),
                 Some(key) => match self.tails.take(&key.text) {
-                    Some(previous) => starts.push(Some(Start::After(previous))),
-                    None => {
-                        unknown.push(key);
-                        starts.push(None);
+                    Some(previous) => starts.push(Start::After(previous)),
+                    None if shared.identity.is_some() => {
+                        let (sender, receiver) = oneshot::channel();
+                        pending.push((key.clone(), sender));
+                        starts.push(Start::Pending(receiver));
                     }
+                    None => starts.push(Start::Looked(KeyState::Unknown)),
                 },
             }
         }
-        let mut looked_up = HashMap::new();
-        if !unknown.is_empty()
-            && !shared.stop.is_cancelled()
-            && let Some(identity) = &shared.identity
-        {
-            match modes::lookup(&shared, identity, &unknown).await {
-                Ok(states) => looked_up = states,
-                Err(error) => {
-                    // A look-up the API refuses (e.g. one odd key value) is retried key by key by
-                    // the groups themselves, so only the rows at fault are rejected.
-                    if let errors::Verdict::FailRun(why) =
-                        errors::classify(&error, &serde_json::Map::new())
-                    {
-                        shared.fail(why);
-                    }
-                }
-            }
+        if !pending.is_empty() {
+            self.tasks.spawn(look_up_chunk(Arc::clone(&shared), pending));
         }
 
         for ((key, rows), start) in groups.into_iter().zip(starts) {
-            let start = start.unwrap_or_else(|| {
-                let state = key
-                    .as_ref()
-                    .and_then(|k| looked_up.remove(&k.text))
-                    .unwrap_or(KeyState::Unknown);
-                Start::Looked(state)
-            });
             let tail = key.map(|key| self.tails.push(key.text));
             let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                 // The semaphore is never closed.

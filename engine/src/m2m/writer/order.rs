@@ -31,6 +31,9 @@ pub(crate) enum Start {
     Looked(KeyState),
     /// Wait for the previous group with this key.
     After(oneshot::Receiver<KeyState>),
+    /// Wait for the chunk's look-up, which runs in a task of its own (a failed look-up drops
+    /// the sender: the state is unknown and the group looks its key up by itself).
+    Pending(oneshot::Receiver<KeyState>),
 }
 
 impl Start {
@@ -38,7 +41,9 @@ impl Start {
     pub(crate) async fn resolve(self) -> KeyState {
         match self {
             Start::Looked(state) => state,
-            Start::After(previous) => previous.await.unwrap_or(KeyState::Unknown),
+            Start::After(receiver) | Start::Pending(receiver) => {
+                receiver.await.unwrap_or(KeyState::Unknown)
+            }
         }
     }
 }
