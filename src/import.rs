@@ -43,7 +43,7 @@ pub struct ImportArgs {
     /// Capabilities to request; by default those the template's import mode needs.
     #[arg(long = "scope", value_name = "CAPABILITY")]
     scopes: Vec<String>,
-    /// Tenant sent as X-Tenant-ID.
+    /// Tenant sent as X-Tenant-ID; by default the template's `tenant_id`, when it has one.
     #[arg(long, value_name = "TENANT_ID")]
     tenant: Option<String>,
     /// Most requests in flight at once.
@@ -77,7 +77,8 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         scopes = required_scopes(&writer_config(&template, String::new()));
     }
     let mut config = ClientConfig::new(args.target.clone());
-    config.tenant_id = args.tenant.clone();
+    config.tenant_id =
+        args.tenant.clone().or_else(|| template.tenant_id.as_ref().map(ToString::to_string));
     config.max_in_flight = args.max_in_flight;
     let http = ApiClient::http_client(&config)?;
     let credentials = ClientCredentials {

@@ -120,3 +120,34 @@ fn a_key_that_cannot_be_resolved_is_a_clear_error_without_the_secret() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("INTAKE_TEST_NO_SUCH_VARIABLE"), "{stderr}");
 }
+
+#[test]
+fn the_templates_tenant_is_sent_and_a_foreign_one_fails_the_run() {
+    let sandbox = SandboxProcess::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut template: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/member-register/template.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("json");
+    let file = "fixtures/member-register/input.csv";
+
+    template["tenant_id"] = Value::from("64a1b2c3d4e5f6789012abcd");
+    let own = dir.path().join("own-tenant.json");
+    std::fs::write(&own, template.to_string()).expect("write");
+    let output = import(&sandbox, &own.display().to_string(), file);
+    assert_eq!(summary(&output)["write"]["created"], 6);
+
+    template["tenant_id"] = Value::from("ffffffffffffffffffffffff");
+    let foreign = dir.path().join("foreign-tenant.json");
+    std::fs::write(&foreign, template.to_string()).expect("write");
+    let output = import(&sandbox, &foreign.display().to_string(), file);
+    assert_eq!(output.status.code(), Some(2));
+    let report = summary(&output);
+    assert_eq!(report["write"]["created"], 0);
+    let failure = report["write"]["failure"].as_str().unwrap_or_default();
+    assert!(failure.contains("403") || failure.to_lowercase().contains("tenant"), "{failure}");
+}

@@ -2,12 +2,12 @@
 //! than `max_in_flight` requests at once, and a request waiting out a `Retry-After` does not hold
 //! a slot while it waits.
 
-mod m2m_transport_support;
+mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use m2m_transport_support::{Injected, Platform, Proxy, object};
+use common::{Injected, Platform, Proxy, object};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,10 +2,10 @@
 //! 412 as `PreconditionFailed` with the current item, 422 field errors, 403 missing capabilities,
 //! 404, and the happy paths of every verb (ETags, list queries, X-Tenant-ID).
 
-mod m2m_transport_support;
+mod common;
 
+use common::{CLIENT_ID, Platform, Proxy, TENANT, object, registration};
 use intake_engine::m2m::{ApiError, ErrorDomain, ListQuery};
-use m2m_transport_support::{CLIENT_ID, Platform, Proxy, TENANT, object, registration};
 use serde_json::json;
 
 #[tokio::test]

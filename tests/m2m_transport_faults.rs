@@ -3,14 +3,14 @@
 //! success, retries run out as `Exhausted`, and a run under the sandbox's random faults ends with
 //! exactly the expected records — none missing, none twice.
 
-mod m2m_transport_support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use common::{Injected, Platform, Proxy, object};
 use intake_api::sandbox::Faults;
 use intake_engine::m2m::{ApiError, ListQuery};
-use m2m_transport_support::{Injected, Platform, Proxy, object};
 use serde_json::json;
 
 #[tokio::test]

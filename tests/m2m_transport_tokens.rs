@@ -2,17 +2,17 @@
 //! concurrent calls, renewal before expiry, one re-authentication on 401, every token error
 //! surfaced as its own variant, and DPoP end to end.
 
-mod m2m_transport_support;
+mod common;
 
 use std::time::Duration;
 
+use common::{
+    CAPABILITIES, CLIENT_ID, Injected, Platform, Proxy, build_client, fast_config, object,
+    registration,
+};
 use intake_engine::m2m::jws::{JwsAlgorithm, SigningKey};
 use intake_engine::m2m::{
     ApiError, AuthError, ListQuery, TokenManager, TokenType, load_signing_key,
-};
-use m2m_transport_support::{
-    CAPABILITIES, CLIENT_ID, Injected, Platform, Proxy, build_client, fast_config, object,
-    registration,
 };
 use serde_json::json;
 

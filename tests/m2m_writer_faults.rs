@@ -46,7 +46,7 @@ async fn an_upsert_under_faults_ends_with_exactly_the_expected_records() {
     let rows: Vec<Value> = (0..2000)
         .map(|n| json!({"code": format!("P{n:05}"), "goals": n + 1, "name": "File"}))
         .collect();
-    let written = write(platform.client(), cfg, rows, None).await;
+    let written = write(platform.writer_client(), cfg, rows, None).await;
     let report = &written.report;
     assert_eq!(
         (report.failure.clone(), report.rejected, report.not_attempted),
@@ -81,7 +81,8 @@ async fn a_create_under_faults_creates_every_row_exactly_once() {
     platform.sandbox.set_faults(faults());
     let rows: Vec<Value> =
         (0..2000).map(|n| json!({"seq": n, "name": format!("row {n}")})).collect();
-    let written = write(platform.client(), config("players", ImportMode::Create), rows, None).await;
+    let written =
+        write(platform.writer_client(), config("players", ImportMode::Create), rows, None).await;
     let report = &written.report;
     assert_eq!((report.created, report.failure.clone()), (2000, None), "{report:?}");
     assert_faults_happened(&platform);

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{HookProxy, Platform, config, object, write};
+use common::{Platform, Proxy, config, object, write};
 use intake_api::sandbox::SandboxConfig;
 use intake_engine::m2m::writer::{FileVerdict, RowWriteOutcome};
 use intake_engine::template::ImportMode;
@@ -32,12 +32,14 @@ async fn create_writes_every_row_and_a_rerun_of_the_same_file_creates_nothing_mo
     let platform = Platform::start().await;
     let rows: Vec<Value> = (0..5).map(|n| player(&format!("P{n}"), "Ada", n)).collect();
     let first =
-        write(platform.client(), config("players", ImportMode::Create), rows.clone(), None).await;
+        write(platform.writer_client(), config("players", ImportMode::Create), rows.clone(), None)
+            .await;
     assert_eq!((first.report.created, first.report.rows()), (5, 5), "{:?}", first.report);
     assert_eq!(platform.items("players").len(), 5);
 
     // The same file again (same run key): the same Idempotency-Keys, replayed by the platform.
-    let second = write(platform.client(), config("players", ImportMode::Create), rows, None).await;
+    let second =
+        write(platform.writer_client(), config("players", ImportMode::Create), rows, None).await;
     assert_eq!(second.report.created, 5);
     assert_eq!(platform.items("players").len(), 5, "a re-run must not duplicate");
     assert_eq!(first.outcomes, second.outcomes, "the re-run reports the same records");
@@ -56,7 +58,7 @@ async fn create_with_a_natural_key_skips_rows_whose_record_exists() {
         player("P2", "Bo", 20),
         player("P4", "Di", 4),
     ];
-    let written = write(platform.client(), cfg, rows, None).await;
+    let written = write(platform.writer_client(), cfg, rows, None).await;
     assert_eq!((written.report.created, written.report.unchanged), (2, 2), "{:?}", written.report);
     assert!(matches!(written.outcome(1), RowWriteOutcome::Unchanged { id: Some(_), .. }));
     let items = by_code(platform.items("players"));
@@ -70,9 +72,13 @@ async fn append_adds_missing_records_and_never_touches_existing_ones() {
     platform.seed("players", vec![player("A", "Old", 1)]);
     let mut cfg = config("players", ImportMode::Append);
     cfg.upsert_key = Some("code".into());
-    let written =
-        write(platform.client(), cfg, vec![player("A", "New", 9), player("B", "Bo", 2)], None)
-            .await;
+    let written = write(
+        platform.writer_client(),
+        cfg,
+        vec![player("A", "New", 9), player("B", "Bo", 2)],
+        None,
+    )
+    .await;
     assert!(matches!(written.outcome(1), RowWriteOutcome::Unchanged { .. }));
     assert!(matches!(written.outcome(2), RowWriteOutcome::Created { .. }));
     let items = by_code(platform.items("players"));
@@ -88,7 +94,7 @@ async fn update_changes_existing_records_skips_unchanged_ones_and_rejects_missin
     cfg.upsert_key = Some("code".into());
     let rows = vec![player("A", "Ada", 5), player("B", "Bo", 2), player("C", "Cy", 3)];
     let requests_before = platform.sandbox.request_count();
-    let written = write(platform.client(), cfg, rows, None).await;
+    let written = write(platform.writer_client(), cfg, rows, None).await;
     assert!(matches!(written.outcome(1), RowWriteOutcome::Updated { .. }));
     assert!(matches!(written.outcome(2), RowWriteOutcome::Unchanged { id: Some(_), .. }));
     match written.outcome(3) {
@@ -118,7 +124,7 @@ async fn upsert_updates_or_creates_at_about_one_request_per_row() {
     cfg.upsert_key = Some("code".into());
     let rows: Vec<Value> = (0..1000).map(|n| player(&format!("P{n:04}"), "File", n * 10)).collect();
     let requests_before = platform.sandbox.request_count();
-    let written = write(platform.client(), cfg, rows, None).await;
+    let written = write(platform.writer_client(), cfg, rows, None).await;
     assert_eq!(
         (written.report.created, written.report.updated),
         (500, 500),
@@ -149,9 +155,13 @@ async fn sync_deletes_the_records_in_scope_that_the_file_no_longer_has() {
     platform.seed("players", vec![json!({"code": "S1", "name": "South", "club": "south"})]);
     let mut rows: Vec<Value> = (0..6).map(|n| player(&format!("P{n}"), "Seed", n)).collect();
     rows.push(player("NEW", "New", 0));
-    let written =
-        write(platform.client(), sync_config(), rows, Some(FileVerdict::complete_and_valid()))
-            .await;
+    let written = write(
+        platform.writer_client(),
+        sync_config(),
+        rows,
+        Some(FileVerdict::complete_and_valid()),
+    )
+    .await;
     assert_eq!(written.report.failure, None);
     assert_eq!(written.report.sync_deleted, 4, "{:?}", written.report);
     assert_eq!((written.report.created, written.report.unchanged), (1, 6));
@@ -169,7 +179,7 @@ async fn sync_refuses_to_delete_more_than_the_allowed_share_unless_told_to() {
     platform.seed("players", (0..10).map(|n| player(&format!("P{n}"), "Seed", n)).collect());
     let rows: Vec<Value> = (0..3).map(|n| player(&format!("P{n}"), "Seed", n)).collect();
     let refused = write(
-        platform.client(),
+        platform.writer_client(),
         sync_config(),
         rows.clone(),
         Some(FileVerdict::complete_and_valid()),
@@ -183,7 +193,8 @@ async fn sync_refuses_to_delete_more_than_the_allowed_share_unless_told_to() {
     let mut allowed = sync_config();
     allowed.allow_large_sync_delete = true;
     let written =
-        write(platform.client(), allowed, rows, Some(FileVerdict::complete_and_valid())).await;
+        write(platform.writer_client(), allowed, rows, Some(FileVerdict::complete_and_valid()))
+            .await;
     assert_eq!((written.report.sync_deleted, written.report.failure.clone()), (7, None));
     assert_eq!(platform.items("players").len(), 3);
 }
@@ -198,7 +209,7 @@ async fn sync_deletes_nothing_after_an_incomplete_or_invalid_file() {
         Some(FileVerdict { complete: true, rejected_rows: 1 }),
         None,
     ] {
-        let written = write(platform.client(), sync_config(), rows.clone(), verdict).await;
+        let written = write(platform.writer_client(), sync_config(), rows.clone(), verdict).await;
         assert_eq!(written.report.sync_deleted, 0);
         let skipped = written.report.sync_skipped.clone().unwrap_or_default();
         assert!(skipped.starts_with("sync deletes skipped"), "{verdict:?}: {skipped}");
@@ -219,7 +230,7 @@ async fn delete_column_soft_deletes_the_rows_record_and_is_never_written() {
         json!({"code": "C", "remove": true}),
         json!({"code": "D", "name": "Di", "goals": 4, "remove": ""}),
     ];
-    let written = write(platform.client(), cfg, rows, None).await;
+    let written = write(platform.writer_client(), cfg, rows, None).await;
     assert!(matches!(written.outcome(1), RowWriteOutcome::Deleted { .. }));
     assert!(matches!(written.outcome(2), RowWriteOutcome::Updated { .. }));
     assert_eq!(
@@ -248,7 +259,7 @@ async fn rows_with_the_same_key_are_written_in_file_order_across_batches() {
             json!({"code": code, "last_row": n, format!("row_{n}"): true})
         })
         .collect();
-    let written = write(platform.client(), cfg, rows, None).await;
+    let written = write(platform.writer_client(), cfg, rows, None).await;
     assert_eq!(written.report.rejected, 0, "{:?}", written.report);
     assert!(matches!(written.outcome(1), RowWriteOutcome::Created { .. }));
     for n in &hot_rows[1..] {
@@ -272,7 +283,7 @@ async fn a_concurrent_change_between_look_up_and_patch_is_re_read_and_re_applied
     let platform = Platform::start().await;
     platform.seed("players", vec![player("A", "Ada", 1)]);
     // Another writer changes the record just before our PATCH reaches the platform.
-    let other = platform.client();
+    let other = platform.writer_client();
     let hook: common::Hook = Box::new(move || {
         Box::pin(async move {
             let page = other
@@ -292,11 +303,12 @@ async fn a_concurrent_change_between_look_up_and_patch_is_re_read_and_re_applied
                 .unwrap();
         })
     });
-    let proxy = HookProxy::start(platform.url.clone(), "PATCH", "/players/", hook).await;
+    let proxy = Proxy::start(platform.url.clone()).await;
+    proxy.hook("PATCH", "/players/", hook);
     let mut cfg = config("players", ImportMode::Upsert);
     cfg.upsert_key = Some("code".into());
     let written = write(
-        platform.client_via(&proxy.url, |_| {}),
+        platform.writer_client_via(&proxy.url),
         cfg,
         vec![json!({"code": "A", "goals": 7})],
         None,
@@ -308,8 +320,9 @@ async fn a_concurrent_change_between_look_up_and_patch_is_re_read_and_re_applied
         "{:?}",
         written.outcome(1)
     );
-    let patches = proxy.seen().into_iter().filter(|s| s.starts_with("PATCH")).count();
-    assert_eq!(patches, 2, "the first PATCH met 412, the second applied: {:?}", proxy.seen());
+    let requests = proxy.stats.requests();
+    let patches = requests.iter().filter(|s| s.starts_with("PATCH")).count();
+    assert_eq!(patches, 2, "the first PATCH met 412, the second applied: {requests:?}");
     let a = platform.item_where("players", "code", &json!("A"));
     assert_eq!(
         (a["goals"].clone(), a["club"].clone()),
@@ -328,7 +341,8 @@ async fn api_validation_errors_reject_only_their_row_with_the_fields_and_values(
     })
     .await;
     let rows = vec![player("A", "Ada", 1), player("B", "Bo", -3), player("C", "Cy", 2)];
-    let written = write(platform.client(), config("players", ImportMode::Create), rows, None).await;
+    let written =
+        write(platform.writer_client(), config("players", ImportMode::Create), rows, None).await;
     assert_eq!((written.report.created, written.report.rejected), (2, 1));
     assert_eq!(written.report.failure, None);
     match written.outcome(2) {
@@ -345,10 +359,11 @@ async fn api_validation_errors_reject_only_their_row_with_the_fields_and_values(
 
 #[tokio::test]
 async fn a_forbidden_write_fails_the_run_and_no_row_is_lost() {
-    let read_only = vec!["players:list".to_owned(), "players:read".to_owned()];
-    let platform = Platform::start_for(read_only, |_| {}).await;
+    let read_only = ["players:list", "players:read"];
+    let platform = Platform::start_for(&read_only, |_| {}).await;
     let rows: Vec<Value> = (0..250).map(|n| player(&format!("P{n}"), "Ada", n)).collect();
-    let written = write(platform.client(), config("players", ImportMode::Create), rows, None).await;
+    let written =
+        write(platform.writer_client(), config("players", ImportMode::Create), rows, None).await;
     let failure = written.report.failure.clone().unwrap_or_default();
     assert!(failure.contains("players:create"), "{failure}");
     assert_eq!(written.report.not_attempted, 250, "{:?}", written.report);

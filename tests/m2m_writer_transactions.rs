@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{HookProxy, Platform, config, write, write_cancellable};
+use common::{Platform, Proxy, config, write, write_cancellable};
 use intake_api::sandbox::{Faults, SandboxConfig};
 use intake_engine::m2m::writer::{CompensationKind, RowWriteOutcome, TransactionMode};
 use intake_engine::template::ImportMode;
@@ -49,9 +49,13 @@ fn codes(platform: &Platform) -> Vec<String> {
 #[tokio::test]
 async fn best_effort_writes_every_row_the_platform_accepts() {
     let platform = strict_platform().await;
-    let written =
-        write(platform.client(), config("players", ImportMode::Create), rows(120, Some(77)), None)
-            .await;
+    let written = write(
+        platform.writer_client(),
+        config("players", ImportMode::Create),
+        rows(120, Some(77)),
+        None,
+    )
+    .await;
     assert_eq!((written.report.created, written.report.rejected), (119, 1), "{:?}", written.report);
     assert!(written.outcome(77).is_failure());
     assert_eq!(written.report.failure, None);
@@ -65,7 +69,7 @@ async fn batched_with_stop_on_error_stops_after_the_batch_with_a_failed_row() {
     cfg.transaction.mode = TransactionMode::Batched;
     cfg.transaction.batch_size = 10;
     cfg.transaction.stop_on_error = true;
-    let written = write(platform.client(), cfg, rows(35, Some(15)), None).await;
+    let written = write(platform.writer_client(), cfg, rows(35, Some(15)), None).await;
     let report = &written.report;
     assert_eq!((report.created, report.rejected, report.not_attempted), (19, 1, 15), "{report:?}");
     for n in 21..=35 {
@@ -80,7 +84,7 @@ async fn batched_with_stop_on_error_stops_after_the_batch_with_a_failed_row() {
     let mut cfg = config("players", ImportMode::Create);
     cfg.transaction.mode = TransactionMode::Batched;
     cfg.transaction.batch_size = 10;
-    let written = write(platform.client(), cfg, rows(35, Some(15)), None).await;
+    let written = write(platform.writer_client(), cfg, rows(35, Some(15)), None).await;
     assert_eq!((written.report.created, written.report.rejected), (34, 1));
 }
 
@@ -90,7 +94,7 @@ async fn all_or_nothing_commits_when_every_write_succeeds() {
     let mut cfg = config("players", ImportMode::Upsert);
     cfg.upsert_key = Some("code".into());
     cfg.transaction.mode = TransactionMode::AllOrNothing;
-    let written = write(platform.client(), cfg, rows(150, None), None).await;
+    let written = write(platform.writer_client(), cfg, rows(150, None), None).await;
     assert_eq!((written.report.created, written.report.rows()), (150, 150), "{:?}", written.report);
     assert_eq!(written.outcomes.len(), 150);
     assert_eq!((written.report.compensated.clone(), written.report.failure.clone()), (None, None));
@@ -123,7 +127,7 @@ async fn all_or_nothing_compensates_everything_written_when_a_write_fails_midway
         (3..=130u64)
             .map(|n| json!({"code": format!("N{n:04}"), "goals": if n == 90 { -1 } else { 1 }})),
     );
-    let written = write(platform.client(), cfg, file, None).await;
+    let written = write(platform.writer_client(), cfg, file, None).await;
     let report = &written.report;
 
     assert!(report.failure.as_deref().unwrap_or_default().contains("row 90"), "{report:?}");
@@ -189,7 +193,7 @@ async fn all_or_nothing_brings_back_a_record_the_run_updated_then_deleted() {
     // Row 1 updates A, row 2 deletes it, row 3 is refused by the platform (422) — only once A is
     // deleted: its POST is held until then.
     let id = seeded[0]["_id"].as_str().unwrap().to_owned();
-    let (other, deleted_id) = (platform.client(), id.clone());
+    let (other, deleted_id) = (platform.writer_client(), id.clone());
     let hook: common::Hook = Box::new(move || {
         Box::pin(async move {
             for _ in 0..500 {
@@ -202,20 +206,25 @@ async fn all_or_nothing_brings_back_a_record_the_run_updated_then_deleted() {
             panic!("row 2 never deleted A");
         })
     });
-    let proxy = HookProxy::start(platform.url.clone(), "POST", "/players/", hook).await;
+    let proxy = Proxy::start(platform.url.clone()).await;
+    proxy.hook("POST", "/players/", hook);
     let file = vec![
         json!({"code": "A", "goals": 10}),
         json!({"code": "A", "remove": "yes"}),
         json!({"code": "N", "goals": -1}),
     ];
-    let written = write(platform.client_via(&proxy.url, |_| {}), cfg, file, None).await;
+    let written = write(platform.writer_client_via(&proxy.url), cfg, file, None).await;
     assert!(proxy.hook_ran());
     let compensation = written.report.compensated.clone().expect("a roll-back");
     // A's first effect is the update: undoing it un-deletes A, then puts its pre-image back.
     assert_eq!(compensation.restored_updated, 1, "{compensation:?}");
     assert!(compensation.complete(), "{compensation:?}");
-    let on_a: Vec<String> =
-        proxy.seen().into_iter().filter(|r| r.contains(&id) && !r.starts_with("GET")).collect();
+    let on_a: Vec<String> = proxy
+        .stats
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(&id) && !r.starts_with("GET"))
+        .collect();
     assert_eq!(
         on_a,
         [
@@ -242,7 +251,7 @@ async fn all_or_nothing_refuses_a_file_larger_than_max_transaction_rows() {
         cfg.transaction.admits(200).is_err(),
         "a caller that knows the count can refuse up front"
     );
-    let written = write(platform.client(), cfg, rows(200, None), None).await;
+    let written = write(platform.writer_client(), cfg, rows(200, None), None).await;
     let report = &written.report;
     assert!(
         report.failure.as_deref().unwrap_or_default().contains("max_transaction_rows"),
@@ -266,7 +275,7 @@ async fn cancelling_stops_taking_rows_and_still_reports_every_row_once() {
         stopper.cancel();
     });
     let written = write_cancellable(
-        platform.client(),
+        platform.writer_client(),
         config("players", ImportMode::Create),
         rows(2000, None),
         None,

@@ -156,19 +156,15 @@ pub fn is_delete_flag(value: Option<&Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::m2m::writer::object;
     use serde_json::json;
-
-    fn map(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        }
-    }
 
     #[test]
     fn idempotency_keys_are_deterministic_and_ignore_field_order() {
-        let a = map(json!({"name": "Ada", "n": 1, "nested": {"y": 2, "x": [1, {"b": 1, "a": 2}]}}));
-        let b = map(json!({"nested": {"x": [1, {"a": 2, "b": 1}], "y": 2}, "n": 1, "name": "Ada"}));
+        let a =
+            object(json!({"name": "Ada", "n": 1, "nested": {"y": 2, "x": [1, {"b": 1, "a": 2}]}}));
+        let b =
+            object(json!({"nested": {"x": [1, {"a": 2, "b": 1}], "y": 2}, "n": 1, "name": "Ada"}));
         let key = idempotency_key("run", 7, &a);
         assert_eq!(key, idempotency_key("run", 7, &b));
         assert_eq!(key.len(), 64);
@@ -176,7 +172,7 @@ mod tests {
         assert_ne!(key, idempotency_key("run", 8, &a), "the row number is part of the key");
         assert_ne!(key, idempotency_key("other", 7, &a), "the run key is part of the key");
         let changed =
-            map(json!({"name": "Ada", "n": 2, "nested": {"y": 2, "x": [1, {"b": 1, "a": 2}]}}));
+            object(json!({"name": "Ada", "n": 2, "nested": {"y": 2, "x": [1, {"b": 1, "a": 2}]}}));
         assert_ne!(key, idempotency_key("run", 7, &changed), "the data is part of the key");
     }
 
@@ -198,25 +194,25 @@ mod tests {
     #[test]
     fn identity_values_distinguish_types_and_report_missing_fields() {
         let id = Identity { fields: vec!["code".into()] };
-        assert_eq!(id.value_of(&map(json!({"code": "42"}))).unwrap().text, "\"42\"");
-        assert_eq!(id.value_of(&map(json!({"code": 42}))).unwrap().text, "42");
-        assert_eq!(id.value_of(&map(json!({"code": null}))).unwrap_err(), "code");
-        assert_eq!(id.value_of(&map(json!({}))).unwrap_err(), "code");
+        assert_eq!(id.value_of(&object(json!({"code": "42"}))).unwrap().text, "\"42\"");
+        assert_eq!(id.value_of(&object(json!({"code": 42}))).unwrap().text, "42");
+        assert_eq!(id.value_of(&object(json!({"code": null}))).unwrap_err(), "code");
+        assert_eq!(id.value_of(&object(json!({}))).unwrap_err(), "code");
         let two = Identity { fields: vec!["a".into(), "b".into()] };
-        assert_eq!(two.value_of(&map(json!({"b": 2, "a": "x"}))).unwrap().text, "[\"x\",2]");
+        assert_eq!(two.value_of(&object(json!({"b": 2, "a": "x"}))).unwrap().text, "[\"x\",2]");
     }
 
     #[test]
     fn lookup_filters_use_in_for_one_field_and_or_for_several() {
         let id = Identity { fields: vec!["code".into()] };
-        let k1 = id.value_of(&map(json!({"code": "a"}))).unwrap();
-        let k2 = id.value_of(&map(json!({"code": "b"}))).unwrap();
+        let k1 = id.value_of(&object(json!({"code": "a"}))).unwrap();
+        let k2 = id.value_of(&object(json!({"code": "b"}))).unwrap();
         assert_eq!(
             id.lookup_filter(&[&k1, &k2]),
             json!({"code": {"$in": ["a", "b"]}, "is_deleted": {"$ne": true}})
         );
         let two = Identity { fields: vec!["a".into(), "b".into()] };
-        let k = two.value_of(&map(json!({"a": 1, "b": 2}))).unwrap();
+        let k = two.value_of(&object(json!({"a": 1, "b": 2}))).unwrap();
         assert_eq!(
             two.lookup_filter(&[&k]),
             json!({"$or": [{"a": 1, "b": 2}], "is_deleted": {"$ne": true}})

@@ -626,6 +626,15 @@ impl Dispatcher {
     }
 }
 
+/// The object a `json!` literal stands for, for tests that build rows and bodies.
+#[cfg(test)]
+pub(crate) fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -436,22 +436,19 @@ pub(crate) fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::m2m::writer::object;
     use serde_json::json;
-
-    fn map(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        }
-    }
 
     #[test]
     fn unchanged_means_every_row_field_already_holds() {
-        let record = map(json!({"_id": "x", "name": "Ada", "age": 36, "note": null}));
-        assert!(is_unchanged(&map(json!({"name": "Ada"})), &record));
-        assert!(is_unchanged(&map(json!({"name": "Ada", "note": null, "missing": null})), &record));
-        assert!(!is_unchanged(&map(json!({"name": "Ada", "age": 37})), &record));
-        assert!(!is_unchanged(&map(json!({"new": 1})), &record));
+        let record = object(json!({"_id": "x", "name": "Ada", "age": 36, "note": null}));
+        assert!(is_unchanged(&object(json!({"name": "Ada"})), &record));
+        assert!(is_unchanged(
+            &object(json!({"name": "Ada", "note": null, "missing": null})),
+            &record
+        ));
+        assert!(!is_unchanged(&object(json!({"name": "Ada", "age": 37})), &record));
+        assert!(!is_unchanged(&object(json!({"new": 1})), &record));
     }
 
     #[test]
@@ -459,25 +456,26 @@ mod tests {
         let identity = Identity { fields: vec!["code".into()] };
         let row = prepare(
             3,
-            map(json!({"code": "a", "x": 1, "del": "YES"})),
+            object(json!({"code": "a", "x": 1, "del": "YES"})),
             Some(&identity),
             Some("del"),
         )
         .unwrap();
         assert!(row.delete);
-        assert_eq!(row.body, map(json!({"code": "a", "x": 1})));
+        assert_eq!(row.body, object(json!({"code": "a", "x": 1})));
         assert_eq!(row.key.unwrap().text, "\"a\"");
-        let kept = prepare(4, map(json!({"code": "b", "del": "no"})), Some(&identity), Some("del"))
-            .unwrap();
+        let kept =
+            prepare(4, object(json!({"code": "b", "del": "no"})), Some(&identity), Some("del"))
+                .unwrap();
         assert!(!kept.delete);
-        assert_eq!(kept.body, map(json!({"code": "b"})));
-        match prepare(5, map(json!({"x": 1})), Some(&identity), None) {
+        assert_eq!(kept.body, object(json!({"code": "b"})));
+        match prepare(5, object(json!({"x": 1})), Some(&identity), None) {
             Err(RowWriteOutcome::Rejected { row_number: 5, errors }) => {
                 assert_eq!(errors[0].rule, "missing_key");
                 assert_eq!(errors[0].field.as_deref(), Some("code"));
             }
             other => panic!("{other:?}"),
         }
-        assert!(prepare(6, map(json!({"x": 1})), None, None).unwrap().key.is_none());
+        assert!(prepare(6, object(json!({"x": 1})), None, None).unwrap().key.is_none());
     }
 }

@@ -1,23 +1,25 @@
-//! Shared by the `m2m_transport_*` tests: a counting, fault-scripting HTTP proxy that sits between
-//! the engine's M2M client and the sandbox on real sockets.
+//! An HTTP proxy between a client and the sandbox, on real sockets.
 //!
-//! The proxy measures what only the server side can see — how many requests are in flight at
-//! once, how many token requests arrived, which headers came — and injects scripted answers
-//! (a 401, a 429 with a given `Retry-After`, a 503, a connection closed without an answer)
-//! deterministically, in front of an otherwise real sandbox.
-
-#![allow(dead_code, clippy::unwrap_used)]
+//! It measures what only the server side can see — how many requests are in flight at once, how
+//! many token requests arrived, which headers came — and injects scripted answers (a 401, a 429
+//! with a given `Retry-After`, a 503, a connection closed without an answer) and delays
+//! deterministically, in front of an otherwise real sandbox. It can also run a hook before
+//! forwarding a chosen request: e.g. another writer changes a record between the look-up and the
+//! PATCH, which then meets a real `412`.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use intake_engine::m2m::{ApiClient, ClientConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -34,7 +36,7 @@ pub struct Seen {
     /// When it arrived.
     pub at: Instant,
     /// When it arrived, by the wall clock.
-    pub wall: std::time::SystemTime,
+    pub wall: SystemTime,
 }
 
 /// What a scripted rule answers instead of forwarding.
@@ -71,6 +73,16 @@ struct Rule {
     answer: Injected,
 }
 
+/// A hook run once, before the proxy forwards the first request it matches.
+pub type Hook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+struct PendingHook {
+    method: String,
+    path_prefix: String,
+    /// `None` once it has run.
+    hook: Option<Hook>,
+}
+
 /// Counters and the request log.
 #[derive(Default)]
 pub struct Stats {
@@ -92,7 +104,7 @@ impl Stats {
         self.token_requests.load(Ordering::SeqCst)
     }
 
-    /// The resource requests seen, optionally only those whose path starts with `prefix`.
+    /// The requests seen whose path starts with `prefix` (`""` for all of them).
     pub fn seen(&self, prefix: &str) -> Vec<Seen> {
         self.seen
             .lock()
@@ -101,6 +113,11 @@ impl Stats {
             .filter(|s| s.path_and_query.starts_with(prefix))
             .cloned()
             .collect()
+    }
+
+    /// Every request seen so far, as `METHOD path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.seen("").iter().map(|s| format!("{} {}", s.method, s.path_and_query)).collect()
     }
 }
 
@@ -111,6 +128,7 @@ struct State {
     rules: Mutex<Vec<Rule>>,
     /// Added to every forwarded resource request, to make concurrency observable.
     delay: Mutex<Duration>,
+    hook: Mutex<Option<PendingHook>>,
 }
 
 /// The running proxy; stops when dropped.
@@ -134,11 +152,9 @@ impl Proxy {
     pub async fn start(upstream: Url) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        let http = intake_engine::m2m::ApiClient::http_client(&intake_engine::m2m::ClientConfig {
-            max_in_flight: 256,
-            ..Default::default()
-        })
-        .unwrap();
+        let http =
+            ApiClient::http_client(&ClientConfig { max_in_flight: 256, ..Default::default() })
+                .unwrap();
         let stats = Arc::new(Stats::default());
         let state = Arc::new(State {
             upstream,
@@ -146,6 +162,7 @@ impl Proxy {
             stats: stats.clone(),
             rules: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
+            hook: Mutex::new(None),
         });
         let cancel = CancellationToken::new();
         let (accept_state, accept_cancel) = (state.clone(), cancel.clone());
@@ -190,6 +207,21 @@ impl Proxy {
         *self.state.delay.lock().unwrap() = delay;
     }
 
+    /// Runs `hook` (once) before forwarding the first request with `method` whose path starts
+    /// with `path_prefix`; that request waits for it.
+    pub fn hook(&self, method: &str, path_prefix: &str, hook: Hook) {
+        *self.state.hook.lock().unwrap() = Some(PendingHook {
+            method: method.to_owned(),
+            path_prefix: path_prefix.to_owned(),
+            hook: Some(hook),
+        });
+    }
+
+    /// Whether the hook set with [`Proxy::hook`] has run.
+    pub fn hook_ran(&self) -> bool {
+        matches!(&*self.state.hook.lock().unwrap(), Some(PendingHook { hook: None, .. }))
+    }
+
     /// The URL of `path` on the proxy.
     pub fn join(&self, path: &str) -> Url {
         self.url.join(path).unwrap()
@@ -227,9 +259,9 @@ async fn handle(
     stats.seen.lock().unwrap().push(Seen {
         method: method.clone(),
         path_and_query: path_and_query.clone(),
-        headers: headers.clone(),
+        headers,
         at: Instant::now(),
-        wall: std::time::SystemTime::now(),
+        wall: SystemTime::now(),
     });
     let _guard = (!is_token).then(|| {
         let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -277,6 +309,17 @@ async fn handle(
             tokio::time::sleep(delay).await;
         }
     }
+    let hook = match &mut *state.hook.lock().unwrap() {
+        Some(pending)
+            if method == pending.method && path_and_query.starts_with(&pending.path_prefix) =>
+        {
+            pending.hook.take()
+        }
+        _ => None,
+    };
+    if let Some(hook) = hook {
+        hook().await;
+    }
     let target = state.upstream.join(&path_and_query[1..]).unwrap();
     let mut forward = state.http.request(parts.method.clone(), target).body(body.to_vec());
     for (name, value) in parts.headers.iter() {
@@ -301,152 +344,5 @@ async fn handle(
         }
     }
     let bytes = upstream.bytes().await.map_err(std::io::Error::other)?;
-    Ok::<_, std::io::Error>(response.body(Full::new(bytes)).unwrap())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The sandbox and clients of it.
-
-use intake_api::sandbox::{ClientKey, ClientRegistration, Faults, Sandbox, SandboxConfig};
-use intake_engine::m2m::jws::{JwsAlgorithm, SigningKey};
-use intake_engine::m2m::{ApiClient, ClientConfig, ClientCredentials, TokenManager};
-
-/// The tenant every test client acts for.
-pub const TENANT: &str = "a1b2c3d4e5f6a7b8c9d0e1f2";
-/// The client id of the main test client.
-pub const CLIENT_ID: &str = "acme-integration";
-/// Its key id.
-pub const KID: &str = "2026-04-primary";
-/// What the main test client may do.
-pub const CAPABILITIES: [&str; 5] =
-    ["payments:list", "payments:read", "payments:create", "payments:update", "payments:delete"];
-
-/// A running sandbox on a real socket; stops when dropped.
-pub struct Platform {
-    /// The sandbox's state (items, faults, stats).
-    pub sandbox: Sandbox,
-    /// Its base URL (`http://127.0.0.1:<port>/`).
-    pub url: Url,
-    /// The main client's private key.
-    pub key: SigningKey,
-    cancel: CancellationToken,
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-/// A client registration for `key`.
-pub fn registration(
-    client_id: &str,
-    capabilities: &[&str],
-    key: &SigningKey,
-) -> ClientRegistration {
-    ClientRegistration {
-        client_id: client_id.to_owned(),
-        tenant_id: TENANT.to_owned(),
-        capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
-        keys: vec![ClientKey {
-            kid: KID.to_owned(),
-            public_key_pem: key.verifying_key().to_pem().unwrap(),
-        }],
-    }
-}
-
-impl Platform {
-    /// A sandbox with the main client (ES256 key, every payments capability) registered.
-    pub async fn start() -> Platform {
-        Platform::start_with(|_| {}).await
-    }
-
-    /// Like [`Platform::start`], after `adjust` has changed the configuration.
-    pub async fn start_with(adjust: impl FnOnce(&mut SandboxConfig)) -> Platform {
-        let key = SigningKey::generate(JwsAlgorithm::Es256);
-        let mut config = SandboxConfig {
-            clients: vec![registration(CLIENT_ID, &CAPABILITIES, &key)],
-            access_token_lifetime_seconds: 900,
-            ..SandboxConfig::default()
-        };
-        adjust(&mut config);
-        let sandbox = Sandbox::try_new(config).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        let cancel = CancellationToken::new();
-        let (serving, stop) = (sandbox.clone(), cancel.clone());
-        tokio::spawn(async move { serving.serve(listener, stop).await });
-        Platform { sandbox, url, key, cancel }
-    }
-
-    /// Token requests the sandbox has received.
-    pub fn token_requests(&self) -> u64 {
-        self.sandbox.stats()["token_requests"].as_u64().unwrap()
-    }
-
-    /// Sets the sandbox's faults.
-    pub fn set_faults(&self, faults: Faults) {
-        self.sandbox.set_faults(faults);
-    }
-
-    /// Live items of `resource` in the test tenant.
-    pub fn items(&self, resource: &str) -> Vec<serde_json::Value> {
-        self.sandbox.items(TENANT, resource)
-    }
-
-    /// Credentials of the main client for the platform at `base` (the sandbox or a proxy).
-    pub fn credentials(&self, base: &Url) -> ClientCredentials {
-        ClientCredentials {
-            token_url: base.join("auth/token").unwrap(),
-            client_id: CLIENT_ID.to_owned(),
-            kid: KID.to_owned(),
-            key: self.key.clone(),
-            scopes: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
-            dpop_key: None,
-        }
-    }
-
-    /// A client of the main test client talking to `base` with fast retries.
-    pub fn client(&self, base: &Url) -> ApiClient {
-        self.client_with(base, |_, _| {})
-    }
-
-    /// Like [`Platform::client`], after `adjust` has changed the configuration and credentials.
-    pub fn client_with(
-        &self,
-        base: &Url,
-        adjust: impl FnOnce(&mut ClientConfig, &mut ClientCredentials),
-    ) -> ApiClient {
-        let mut config = fast_config(base);
-        let mut credentials = self.credentials(base);
-        adjust(&mut config, &mut credentials);
-        build_client(config, credentials)
-    }
-}
-
-/// The default client configuration for `base`, with short backoff so tests run fast.
-pub fn fast_config(base: &Url) -> ClientConfig {
-    ClientConfig {
-        base_url: base.clone(),
-        tenant_id: Some(TENANT.to_owned()),
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(10),
-        ..ClientConfig::default()
-    }
-}
-
-/// A client from a configuration and credentials, on its own HTTP client.
-pub fn build_client(config: ClientConfig, credentials: ClientCredentials) -> ApiClient {
-    let http = ApiClient::http_client(&config).unwrap();
-    let tokens = TokenManager::new(http.clone(), credentials);
-    ApiClient::new(config, tokens, http)
-}
-
-/// A JSON object from a `json!` literal.
-pub fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-    match value {
-        serde_json::Value::Object(map) => map,
-        other => panic!("not an object: {other}"),
-    }
+    Ok(response.body(Full::new(bytes)).unwrap())
 }
