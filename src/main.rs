@@ -1,6 +1,7 @@
 //! The `intake` command line: parses arguments, loads configuration and calls into the crates.
 
 mod bench;
+mod demo;
 mod import;
 mod sandbox;
 
@@ -27,6 +28,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole path on the embedded fixtures: an in-process sandbox platform API, three
+    /// sample files (good and bad rows) checked and imported, and a report. Needs nothing
+    /// installed.
+    Demo(demo::DemoArgs),
     /// Check a file against an import template: parse, map and validate every row, write nothing.
     ///
     /// Prints a summary (rows read, valid, rejected, errors by rule) and the first errors with
@@ -81,6 +86,7 @@ pub(crate) enum OutputFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Check(args) => run_check(&args),
         Command::Schema => print_schema().map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(&args),

@@ -254,7 +254,7 @@ fn help_describes_every_subcommand() {
     let output = intake(&["--help"]);
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
-    for command in ["check", "schema", "bench"] {
+    for command in ["demo", "check", "import", "sandbox", "schema", "bench"] {
         assert!(text.contains(command), "{text}");
     }
     let check = stdout(&intake(&["check", "--help"]));

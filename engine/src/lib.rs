@@ -8,7 +8,9 @@
 pub mod check;
 pub mod import;
 pub mod m2m;
+pub mod matcher;
 pub mod pipeline;
+pub mod store;
 pub mod template;
 
 pub use check::{CheckReport, check_file};

@@ -1,5 +1,27 @@
 //! intake-sources: where files come from.
 //!
-//! It will own the `Source` trait (list, stat, open as a stream, move, delete) and its SFTP, S3,
-//! email-inbox, watched-directory and HTTP-pull implementations. It depends on no other
-//! workspace crate. Nothing is implemented yet: `intake check` reads local files directly.
+//! This crate owns the [`Source`] trait — list, stat, open as a stream, move, rename, delete, all
+//! relative to a root that is never left — and its implementations (today the
+//! [`watched_directory`] source; SFTP, S3, email inbox and HTTP pull implement the same trait
+//! later). It also decides when a file has *finished arriving*: [`StabilityTracker`] (temp
+//! extensions, size and mtime unchanged across two polls) driven by a [`Poller`] that polls on an
+//! interval and, for event-driven sources, wakes early on change events.
+//!
+//! It is not the engine: it does not claim files, match templates or remember what was imported.
+//! It gives the engine what a claim key needs — [`FileEntry::path`], [`FileEntry::size`],
+//! [`FileEntry::version_token`] and [`content_sha256`] — and the post-processing moves
+//! ([`Source::move_to`] never overwrites). It depends on no other workspace crate.
+
+pub mod error;
+pub mod poller;
+pub mod settings;
+pub mod source;
+pub mod stability;
+pub mod watched_directory;
+
+pub use error::SourceError;
+pub use poller::{PollReport, Poller, PollerOptions, Wake};
+pub use settings::{PathRules, SourceSettings};
+pub use source::{BoxFuture, ChangeFeed, FileEntry, FileStream, Source, content_sha256};
+pub use stability::{Observed, StabilityTracker};
+pub use watched_directory::{WatchedDirectory, WatchedDirectoryConfig};

@@ -293,6 +293,9 @@ impl Template {
                     .map(|e| TemplateProblem::new(e.pointer(), e.to_string())),
             );
         }
+        if let Err(error) = crate::matcher::FileMatcher::parse(self.file_matcher.as_deref()) {
+            problems.push(TemplateProblem::new("/file_matcher", error.to_string()));
+        }
         if let Some(transaction) = &self.transaction {
             problems.extend(
                 transaction

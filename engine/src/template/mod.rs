@@ -68,8 +68,10 @@ pub struct Template {
     /// The import source this template belongs to (1 source → N templates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<ObjectId>,
-    /// Criteria for matching incoming files to this template: a file-name glob such as
-    /// `payments_*.csv` (used by the matcher when files arrive from a source).
+    /// Criteria for matching incoming files to this template, on the path relative to the source
+    /// root: a glob (`payments_*.csv` matches the file name in any folder, `bank/**/*.csv` the
+    /// path), or `re:` and an anchored regular expression. Absent: every file. Highest
+    /// `priority` wins among matching templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_matcher: Option<String>,
     /// Match priority: higher wins when several templates match the same file.

@@ -1,0 +1,1102 @@
+//! The SQLite backend: one database file in WAL mode (readers never block the writer), a busy
+//! timeout so concurrent writers queue instead of failing, foreign keys on, `synchronous=FULL` so
+//! a committed transaction survives a crash or power loss, and the migrations in
+//! `engine/migrations/sqlite` applied on open.
+//!
+//! Read-modify-write operations run in `BEGIN IMMEDIATE` transactions: the write lock is taken
+//! up front, so two writers never deadlock upgrading a read lock, and the state machine checks
+//! see the row as it is when the write happens.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, Transaction};
+
+use super::types::*;
+use super::{StoreError, new_object_id};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The base columns, in the order [`meta_from_row`] reads them.
+const BASE_COLUMNS: &str =
+    "_id, tenant_id, created_at, updated_at, revision_id, is_deleted, deleted_at";
+/// Keys of a body that are base fields and never stored in `doc`.
+const RESERVED_KEYS: &[&str] = &[
+    "_id",
+    "id",
+    "tenant_id",
+    "created_at",
+    "updated_at",
+    "revision_id",
+    "is_deleted",
+    "deleted_at",
+];
+/// Connections in the pool.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a writer waits for the write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idempotency keys per INSERT statement (5 binds each).
+const KEYS_PER_INSERT: usize = 200;
+/// Candidate keys per SELECT statement.
+const KEYS_PER_SELECT: usize = 500;
+
+/// The state store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// A value bound to a placeholder of a dynamically built statement.
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+}
+
+fn bind_all<'q>(
+    mut query: Query<'q, Sqlite, SqliteArguments>,
+    binds: &[Bind],
+) -> Query<'q, Sqlite, SqliteArguments> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(s) => query.bind(s.clone()),
+            Bind::Int(i) => query.bind(*i),
+            Bind::Real(f) => query.bind(*f),
+            Bind::Bool(b) => query.bind(*b),
+        };
+    }
+    query
+}
+
+/// The current time at the stored precision (microseconds).
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A timestamp as stored: RFC 3339 UTC with microseconds, which sorts chronologically.
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(text: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        StoreError::Corrupt {
+            what: what.to_owned(),
+            reason: format!("bad timestamp {text:?}: {e}"),
+        }
+    })
+}
+
+fn meta_from_row(row: &SqliteRow) -> Result<Meta, StoreError> {
+    let id: String = row.try_get("_id")?;
+    let created_at: String = row.try_get("created_at")?;
+    let updated_at: String = row.try_get("updated_at")?;
+    let deleted_at: Option<String> = row.try_get("deleted_at")?;
+    Ok(Meta {
+        tenant_id: row.try_get("tenant_id")?,
+        created_at: parse_ts(&created_at, &id)?,
+        updated_at: parse_ts(&updated_at, &id)?,
+        revision_id: row.try_get("revision_id")?,
+        is_deleted: row.try_get("is_deleted")?,
+        deleted_at: deleted_at.map(|d| parse_ts(&d, &id)).transpose()?,
+        id,
+    })
+}
+
+fn document_from_row(row: &SqliteRow) -> Result<Document, StoreError> {
+    let meta = meta_from_row(row)?;
+    let doc: String = row.try_get("doc")?;
+    let body = serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
+        what: meta.id.clone(),
+        reason: format!("document is not JSON: {e}"),
+    })?;
+    Ok(Document { meta, body })
+}
+
+fn claim_from_row(row: &SqliteRow) -> Result<FileClaim, StoreError> {
+    let meta = meta_from_row(row)?;
+    let size: i64 = row.try_get("size")?;
+    let modified: String = row.try_get("modified")?;
+    let version: String = row.try_get("version")?;
+    let state: String = row.try_get("state")?;
+    let corrupt =
+        |reason: String| StoreError::Corrupt { what: format!("file claim {}", meta.id), reason };
+    Ok(FileClaim {
+        source_id: row.try_get("source_id")?,
+        path: row.try_get("path")?,
+        size: u64::try_from(size).map_err(|_| corrupt(format!("negative size {size}")))?,
+        modified: if modified.is_empty() { None } else { Some(parse_ts(&modified, &meta.id)?) },
+        version: (!version.is_empty()).then_some(version),
+        content_sha256: row.try_get("content_sha256")?,
+        state: ClaimState::parse(&state)
+            .ok_or_else(|| corrupt(format!("unknown state {state:?}")))?,
+        run_id: row.try_get("run_id")?,
+        meta,
+    })
+}
+
+/// Checks a body is a JSON object and drops the base fields from it.
+fn clean_body(body: Value) -> Result<Value, StoreError> {
+    match body {
+        Value::Object(mut map) => {
+            for key in RESERVED_KEYS {
+                map.remove(*key);
+            }
+            Ok(Value::Object(map))
+        }
+        other => Err(StoreError::Invalid(format!(
+            "a resource body must be a JSON object, not {}",
+            match other {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "an array",
+                Value::Object(_) => "an object",
+            }
+        ))),
+    }
+}
+
+fn to_doc_text<T: Serialize>(body: &T) -> Result<String, StoreError> {
+    serde_json::to_string(body).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// A filter value as a bind; timestamps are normalised to the stored format.
+fn scalar_bind(field: &str, value: &Value) -> Result<Bind, StoreError> {
+    Ok(match value {
+        Value::Bool(b) => Bind::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Bind::Int(i),
+            None => Bind::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) if matches!(field, "created_at" | "updated_at") => {
+            match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => Bind::Text(ts(t.with_timezone(&Utc))),
+                Err(_) => Bind::Text(s.clone()),
+            }
+        }
+        Value::String(s) => Bind::Text(s.clone()),
+        Value::Null | Value::Array(_) | Value::Object(_) => {
+            return Err(StoreError::Invalid(format!(
+                "the filter on {field:?} needs a scalar value"
+            )));
+        }
+    })
+}
+
+fn not_found(what: impl ToString, id: &str) -> StoreError {
+    StoreError::NotFound { collection: what.to_string(), id: id.to_owned() }
+}
+
+/// Loads a live document inside a transaction.
+async fn load_doc(
+    conn: &mut SqliteConnection,
+    collection: Collection,
+    tenant: &str,
+    id: &str,
+) -> Result<Document, StoreError> {
+    let sql = format!(
+        "SELECT {BASE_COLUMNS}, doc FROM {} WHERE _id = ? AND tenant_id = ? AND is_deleted = 0",
+        collection.table()
+    );
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(tenant).fetch_optional(conn).await?;
+    match row {
+        Some(row) => document_from_row(&row),
+        None => Err(not_found(collection, id)),
+    }
+}
+
+/// Writes a document's body with a new revision inside a transaction; returns the new base fields.
+async fn save_body<T: Serialize>(
+    conn: &mut SqliteConnection,
+    collection: Collection,
+    meta: &Meta,
+    body: &T,
+) -> Result<Meta, StoreError> {
+    let at = now();
+    let revision = new_object_id();
+    let sql = format!(
+        "UPDATE {} SET doc = ?, updated_at = ?, revision_id = ? WHERE _id = ? AND tenant_id = ?",
+        collection.table()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(to_doc_text(body)?)
+        .bind(ts(at))
+        .bind(&revision)
+        .bind(&meta.id)
+        .bind(&meta.tenant_id)
+        .execute(conn)
+        .await?;
+    Ok(Meta { updated_at: at, revision_id: revision, ..meta.clone() })
+}
+
+fn check_revision(
+    collection: Collection,
+    meta: &Meta,
+    expected: Option<&str>,
+) -> Result<(), StoreError> {
+    match expected {
+        Some(expected) if expected != meta.revision_id => Err(StoreError::Conflict {
+            collection: collection.to_string(),
+            id: meta.id.clone(),
+            expected: expected.to_owned(),
+            current_revision: meta.revision_id.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn insert_history(
+    conn: &mut SqliteConnection,
+    record: &Meta,
+    from: Option<RejectedStatus>,
+    to: RejectedStatus,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rejected_record_history \
+         (_id, tenant_id, rejected_record_id, from_status, to_status, revision_id, changed_at, note) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new_object_id())
+    .bind(&record.tenant_id)
+    .bind(&record.id)
+    .bind(from.map(RejectedStatus::as_str))
+    .bind(to.as_str())
+    .bind(&record.revision_id)
+    .bind(ts(record.updated_at))
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_rejected(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    run_id: &str,
+    template_id: &str,
+    records: &[NewRejectedRecord],
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for record in records {
+        let body = RejectedRecordBody {
+            import_run_id: run_id.to_owned(),
+            template_id: template_id.to_owned(),
+            row_number: record.row_number,
+            original_data: record.original_data.clone(),
+            validation_errors: record.validation_errors.clone(),
+            status: RejectedStatus::Pending,
+            corrected_data: None,
+        };
+        let at = now();
+        let meta = Meta {
+            id: new_object_id(),
+            tenant_id: tenant.to_owned(),
+            created_at: at,
+            updated_at: at,
+            revision_id: new_object_id(),
+            is_deleted: false,
+            deleted_at: None,
+        };
+        let done = sqlx::query(
+            "INSERT INTO rejected_records \
+             (_id, tenant_id, created_at, updated_at, revision_id, is_deleted, deleted_at, doc) \
+             VALUES (?, ?, ?, ?, ?, 0, NULL, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&meta.id)
+        .bind(tenant)
+        .bind(ts(at))
+        .bind(ts(at))
+        .bind(&meta.revision_id)
+        .bind(to_doc_text(&body)?)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            inserted += 1;
+            insert_history(&mut *conn, &meta, None, RejectedStatus::Pending, None).await?;
+        }
+    }
+    Ok(inserted)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `location` — a file path or a `sqlite:` URL —
+    /// and applies the migrations.
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open { location: location.to_owned(), source };
+        let options = if location.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(location).map_err(open_error)?
+        } else {
+            SqliteConnectOptions::new().filename(location)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A transaction holding the write lock from its start.
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// See [`super::Store::create`].
+    pub async fn create(
+        &self,
+        collection: Collection,
+        tenant: &str,
+        body: Value,
+    ) -> Result<Document, StoreError> {
+        if collection.is_managed() {
+            return Err(StoreError::Managed(collection));
+        }
+        let body = clean_body(body)?;
+        let mut conn = self.pool.acquire().await?;
+        let meta = self.insert_doc(&mut conn, collection, tenant, &body).await?;
+        Ok(Document { meta, body })
+    }
+
+    async fn insert_doc<T: Serialize>(
+        &self,
+        conn: &mut SqliteConnection,
+        collection: Collection,
+        tenant: &str,
+        body: &T,
+    ) -> Result<Meta, StoreError> {
+        let at = now();
+        let meta = Meta {
+            id: new_object_id(),
+            tenant_id: tenant.to_owned(),
+            created_at: at,
+            updated_at: at,
+            revision_id: new_object_id(),
+            is_deleted: false,
+            deleted_at: None,
+        };
+        let sql = format!(
+            "INSERT INTO {} \
+             (_id, tenant_id, created_at, updated_at, revision_id, is_deleted, deleted_at, doc) \
+             VALUES (?, ?, ?, ?, ?, 0, NULL, ?)",
+            collection.table()
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(&meta.id)
+            .bind(tenant)
+            .bind(ts(at))
+            .bind(ts(at))
+            .bind(&meta.revision_id)
+            .bind(to_doc_text(body)?)
+            .execute(conn)
+            .await?;
+        Ok(meta)
+    }
+
+    /// See [`super::Store::get`].
+    pub async fn get(
+        &self,
+        collection: Collection,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Document, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_doc(&mut conn, collection, tenant, id).await
+    }
+
+    /// See [`super::Store::list`].
+    pub async fn list(
+        &self,
+        collection: Collection,
+        tenant: &str,
+        query: &ListQuery,
+    ) -> Result<Page<Document>, StoreError> {
+        let unknown = |field: &str| StoreError::UnknownField {
+            collection: collection.to_string(),
+            field: field.to_owned(),
+        };
+        // Column names come from `Collection::is_queryable`'s fixed list only, never from input.
+        let mut conditions = String::from("tenant_id = ?");
+        let mut binds = vec![Bind::Text(tenant.to_owned())];
+        if !query.include_deleted {
+            conditions.push_str(" AND is_deleted = 0");
+        }
+        for filter in &query.filters {
+            let column = filter.field.as_str();
+            if !collection.is_queryable(column) {
+                return Err(unknown(column));
+            }
+            match (filter.op, &filter.value) {
+                (FilterOp::Eq, Value::Null) => {
+                    conditions.push_str(&format!(" AND {column} IS NULL"))
+                }
+                (FilterOp::Ne, Value::Null) => {
+                    conditions.push_str(&format!(" AND {column} IS NOT NULL"))
+                }
+                (FilterOp::In, Value::Array(values)) => {
+                    if values.is_empty() {
+                        conditions.push_str(" AND 0 = 1");
+                    } else {
+                        let marks = vec!["?"; values.len()].join(", ");
+                        conditions.push_str(&format!(" AND {column} IN ({marks})"));
+                        for value in values {
+                            binds.push(scalar_bind(column, value)?);
+                        }
+                    }
+                }
+                (FilterOp::In, _) => {
+                    return Err(StoreError::Invalid(format!(
+                        "the `in` filter on {column:?} needs an array"
+                    )));
+                }
+                (op, value) => {
+                    let symbol = match op {
+                        FilterOp::Eq => "=",
+                        FilterOp::Ne => "IS NOT",
+                        FilterOp::Gt => ">",
+                        FilterOp::Gte => ">=",
+                        FilterOp::Lt => "<",
+                        FilterOp::Lte => "<=",
+                        FilterOp::In => "IN",
+                    };
+                    conditions.push_str(&format!(" AND {column} {symbol} ?"));
+                    binds.push(scalar_bind(column, value)?);
+                }
+            }
+        }
+        let mut order = Vec::new();
+        for sort in &query.sort {
+            if !collection.is_queryable(&sort.field) {
+                return Err(unknown(&sort.field));
+            }
+            order.push(format!("{} {}", sort.field, if sort.descending { "DESC" } else { "ASC" }));
+        }
+        if order.is_empty() {
+            order.push("created_at DESC".to_owned());
+            order.push("_id DESC".to_owned());
+        } else {
+            order.push("_id ASC".to_owned());
+        }
+        let per_page = query.per_page.clamp(1, ListQuery::MAX_PER_PAGE);
+        let page = query.page.max(1);
+        let offset = i64::from(page - 1) * i64::from(per_page);
+
+        let table = collection.table();
+        let mut conn = self.pool.acquire().await?;
+        let count_sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {conditions}");
+        let total: i64 = bind_all(sqlx::query(AssertSqlSafe(count_sql)), &binds)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?;
+        let items_sql = format!(
+            "SELECT {BASE_COLUMNS}, doc FROM {table} WHERE {conditions} ORDER BY {} LIMIT ? OFFSET ?",
+            order.join(", ")
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(items_sql)), &binds)
+            .bind(i64::from(per_page))
+            .bind(offset)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(Page {
+            items: rows.iter().map(document_from_row).collect::<Result<_, _>>()?,
+            total: u64::try_from(total).unwrap_or(0),
+            page,
+            per_page,
+        })
+    }
+
+    /// See [`super::Store::update`].
+    pub async fn update(
+        &self,
+        collection: Collection,
+        tenant: &str,
+        id: &str,
+        expected_revision: Option<&str>,
+        body: Value,
+    ) -> Result<Document, StoreError> {
+        if collection.is_managed() {
+            return Err(StoreError::Managed(collection));
+        }
+        let body = clean_body(body)?;
+        let mut tx = self.write_tx().await?;
+        let current = load_doc(&mut tx, collection, tenant, id).await?;
+        check_revision(collection, &current.meta, expected_revision)?;
+        let meta = save_body(&mut tx, collection, &current.meta, &body).await?;
+        tx.commit().await?;
+        Ok(Document { meta, body })
+    }
+
+    /// See [`super::Store::delete`].
+    pub async fn delete(
+        &self,
+        collection: Collection,
+        tenant: &str,
+        id: &str,
+        expected_revision: Option<&str>,
+    ) -> Result<Document, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let current = load_doc(&mut tx, collection, tenant, id).await?;
+        check_revision(collection, &current.meta, expected_revision)?;
+        let at = now();
+        let revision = new_object_id();
+        let sql = format!(
+            "UPDATE {} SET is_deleted = 1, deleted_at = ?, updated_at = ?, revision_id = ? \
+             WHERE _id = ? AND tenant_id = ?",
+            collection.table()
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(ts(at))
+            .bind(ts(at))
+            .bind(&revision)
+            .bind(id)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Document {
+            meta: Meta {
+                updated_at: at,
+                revision_id: revision,
+                is_deleted: true,
+                deleted_at: Some(at),
+                ..current.meta
+            },
+            body: current.body,
+        })
+    }
+
+    // ---- file claims ------------------------------------------------------------------------
+
+    /// See [`super::Store::claim_file`].
+    pub async fn claim_file(
+        &self,
+        tenant: &str,
+        file: &NewFileClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let size = i64::try_from(file.size)
+            .map_err(|_| StoreError::Invalid(format!("file size {} is too large", file.size)))?;
+        let modified = file.modified.map(|m| ts(m.trunc_subsecs(6))).unwrap_or_default();
+        let version = file.version.clone().unwrap_or_default();
+        let at = now();
+        let id = new_object_id();
+        let revision = new_object_id();
+        // The unique index decides: of any number of racing inserts exactly one lands.
+        let inserted = sqlx::query(
+            "INSERT INTO file_claims \
+             (_id, tenant_id, created_at, updated_at, revision_id, is_deleted, deleted_at, \
+              source_id, path, size, modified, version, content_sha256, state, run_id) \
+             VALUES (?, ?, ?, ?, ?, 0, NULL, ?, ?, ?, ?, ?, ?, 'claimed', NULL) \
+             ON CONFLICT (source_id, path, size, modified, version, content_sha256) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(tenant)
+        .bind(ts(at))
+        .bind(ts(at))
+        .bind(&revision)
+        .bind(&file.source_id)
+        .bind(&file.path)
+        .bind(size)
+        .bind(&modified)
+        .bind(&version)
+        .bind(&file.content_sha256)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(ClaimOutcome::Claimed(FileClaim {
+                meta: Meta {
+                    id,
+                    tenant_id: tenant.to_owned(),
+                    created_at: at,
+                    updated_at: at,
+                    revision_id: revision,
+                    is_deleted: false,
+                    deleted_at: None,
+                },
+                source_id: file.source_id.clone(),
+                path: file.path.clone(),
+                size: file.size,
+                modified: file.modified.map(|m| m.trunc_subsecs(6)),
+                version: file.version.clone().filter(|v| !v.is_empty()),
+                content_sha256: file.content_sha256.clone(),
+                state: ClaimState::Claimed,
+                run_id: None,
+            }));
+        }
+        let row = sqlx::query(
+            "SELECT * FROM file_claims WHERE source_id = ? AND path = ? AND size = ? \
+             AND modified = ? AND version = ? AND content_sha256 = ? AND tenant_id = ?",
+        )
+        .bind(&file.source_id)
+        .bind(&file.path)
+        .bind(size)
+        .bind(&modified)
+        .bind(&version)
+        .bind(&file.content_sha256)
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(ClaimOutcome::AlreadyClaimed(claim_from_row(&row)?)),
+            None => Err(StoreError::Invalid(format!(
+                "file {:?} of source {} is claimed under another tenant",
+                file.path, file.source_id
+            ))),
+        }
+    }
+
+    /// See [`super::Store::get_claim`].
+    pub async fn get_claim(&self, tenant: &str, id: &str) -> Result<FileClaim, StoreError> {
+        let row = sqlx::query("SELECT * FROM file_claims WHERE _id = ? AND tenant_id = ?")
+            .bind(id)
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => claim_from_row(&row),
+            None => Err(not_found("file_claims", id)),
+        }
+    }
+
+    /// See [`super::Store::set_claim_state`].
+    pub async fn set_claim_state(
+        &self,
+        tenant: &str,
+        id: &str,
+        to: ClaimState,
+        run_id: Option<&str>,
+    ) -> Result<FileClaim, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM file_claims WHERE _id = ? AND tenant_id = ?")
+            .bind(id)
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut claim = match row {
+            Some(row) => claim_from_row(&row)?,
+            None => return Err(not_found("file_claims", id)),
+        };
+        if !claim.state.can_become(to) {
+            return Err(StoreError::IllegalTransition {
+                what: "file claim",
+                id: id.to_owned(),
+                from: claim.state.as_str().to_owned(),
+                to: to.as_str().to_owned(),
+            });
+        }
+        let at = now();
+        let revision = new_object_id();
+        if let Some(run_id) = run_id {
+            claim.run_id = Some(run_id.to_owned());
+        }
+        sqlx::query(
+            "UPDATE file_claims SET state = ?, run_id = ?, updated_at = ?, revision_id = ? \
+             WHERE _id = ? AND tenant_id = ?",
+        )
+        .bind(to.as_str())
+        .bind(&claim.run_id)
+        .bind(ts(at))
+        .bind(&revision)
+        .bind(id)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        claim.state = to;
+        claim.meta.updated_at = at;
+        claim.meta.revision_id = revision;
+        Ok(claim)
+    }
+
+    // ---- import runs ------------------------------------------------------------------------
+
+    /// See [`super::Store::create_run`].
+    pub async fn create_run(
+        &self,
+        tenant: &str,
+        run: &NewImportRun,
+    ) -> Result<ImportRun, StoreError> {
+        let body = ImportRunBody {
+            status: RunStatus::Queued,
+            source_id: run.source_id.clone(),
+            template_id: run.template_id.clone(),
+            claim_id: run.claim_id.clone(),
+            source_name: run.source_name.clone(),
+            counts: RunCounts::default(),
+            timings: Value::Object(Default::default()),
+            error: None,
+            started_at: None,
+            finished_at: None,
+        };
+        let mut conn = self.pool.acquire().await?;
+        let meta = self.insert_doc(&mut conn, Collection::ImportRuns, tenant, &body).await?;
+        Ok(Document { meta, body })
+    }
+
+    /// See [`super::Store::get_run`].
+    pub async fn get_run(&self, tenant: &str, id: &str) -> Result<ImportRun, StoreError> {
+        self.get(Collection::ImportRuns, tenant, id).await?.decode()
+    }
+
+    async fn load_run(
+        conn: &mut SqliteConnection,
+        tenant: &str,
+        id: &str,
+        to: RunStatus,
+    ) -> Result<ImportRun, StoreError> {
+        let run: ImportRun = load_doc(conn, Collection::ImportRuns, tenant, id).await?.decode()?;
+        // `Running` here means "still running" (progress); the others are the final moves.
+        let legal = if to == RunStatus::Running {
+            run.body.status == RunStatus::Running
+        } else {
+            run.body.status.can_become(to)
+        };
+        if !legal {
+            return Err(StoreError::IllegalTransition {
+                what: "import run",
+                id: id.to_owned(),
+                from: run.body.status.as_str().to_owned(),
+                to: to.as_str().to_owned(),
+            });
+        }
+        Ok(run)
+    }
+
+    /// See [`super::Store::start_run`].
+    pub async fn start_run(&self, tenant: &str, id: &str) -> Result<ImportRun, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut run: ImportRun =
+            load_doc(&mut tx, Collection::ImportRuns, tenant, id).await?.decode()?;
+        if !run.body.status.can_become(RunStatus::Running) {
+            return Err(StoreError::IllegalTransition {
+                what: "import run",
+                id: id.to_owned(),
+                from: run.body.status.as_str().to_owned(),
+                to: RunStatus::Running.as_str().to_owned(),
+            });
+        }
+        run.body.status = RunStatus::Running;
+        run.body.started_at = Some(now());
+        run.meta = save_body(&mut tx, Collection::ImportRuns, &run.meta, &run.body).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// See [`super::Store::record_run_progress`].
+    pub async fn record_run_progress(
+        &self,
+        tenant: &str,
+        id: &str,
+        counts: &RunCounts,
+        timings: &Value,
+    ) -> Result<ImportRun, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut run = Self::load_run(&mut tx, tenant, id, RunStatus::Running).await?;
+        run.body.counts = *counts;
+        run.body.timings = timings.clone();
+        run.meta = save_body(&mut tx, Collection::ImportRuns, &run.meta, &run.body).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// See [`super::Store::finish_run`].
+    pub async fn finish_run(
+        &self,
+        tenant: &str,
+        id: &str,
+        outcome: &RunOutcome,
+        rejected: &[NewRejectedRecord],
+    ) -> Result<ImportRun, StoreError> {
+        if !outcome.status.is_final() {
+            return Err(StoreError::Invalid(format!(
+                "a run cannot finish as {}",
+                outcome.status.as_str()
+            )));
+        }
+        let mut tx = self.write_tx().await?;
+        let mut run = Self::load_run(&mut tx, tenant, id, outcome.status).await?;
+        if !rejected.is_empty() {
+            let Some(template_id) = run.body.template_id.clone() else {
+                return Err(StoreError::Invalid(format!(
+                    "run {id} has no template, so it cannot have rejected records"
+                )));
+            };
+            insert_rejected(&mut tx, tenant, id, &template_id, rejected).await?;
+        }
+        let at = now();
+        run.body.status = outcome.status;
+        run.body.counts = outcome.counts;
+        run.body.timings = outcome.timings.clone();
+        run.body.error = outcome.error.clone();
+        run.body.finished_at = Some(at);
+        run.meta = save_body(&mut tx, Collection::ImportRuns, &run.meta, &run.body).await?;
+        if let Some(claim_id) = &run.body.claim_id {
+            // The run's end is the claim's end, whichever live state the claim was in.
+            let state = if outcome.status == RunStatus::Failed {
+                ClaimState::Failed
+            } else {
+                ClaimState::Done
+            };
+            sqlx::query(
+                "UPDATE file_claims SET state = ?, run_id = ?, updated_at = ?, revision_id = ? \
+                 WHERE _id = ? AND tenant_id = ?",
+            )
+            .bind(state.as_str())
+            .bind(id)
+            .bind(ts(at))
+            .bind(new_object_id())
+            .bind(claim_id)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    // ---- rejected records -------------------------------------------------------------------
+
+    /// See [`super::Store::insert_rejected_records`].
+    pub async fn insert_rejected_records(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        template_id: &str,
+        records: &[NewRejectedRecord],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        load_doc(&mut tx, Collection::ImportRuns, tenant, run_id).await?;
+        let inserted = insert_rejected(&mut tx, tenant, run_id, template_id, records).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// See [`super::Store::get_rejected_record`].
+    pub async fn get_rejected_record(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<RejectedRecord, StoreError> {
+        self.get(Collection::RejectedRecords, tenant, id).await?.decode()
+    }
+
+    /// See [`super::Store::correct_rejected_record`].
+    pub async fn correct_rejected_record(
+        &self,
+        tenant: &str,
+        id: &str,
+        expected_revision: Option<&str>,
+        corrected_data: Value,
+    ) -> Result<RejectedRecord, StoreError> {
+        self.change_rejected(
+            tenant,
+            id,
+            expected_revision,
+            RejectedStatus::Corrected,
+            Some(corrected_data),
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// See [`super::Store::set_rejected_status`].
+    pub async fn set_rejected_status(
+        &self,
+        tenant: &str,
+        id: &str,
+        expected_revision: Option<&str>,
+        to: RejectedStatus,
+        validation_errors: Option<Value>,
+        note: Option<&str>,
+    ) -> Result<RejectedRecord, StoreError> {
+        self.change_rejected(tenant, id, expected_revision, to, None, validation_errors, note).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn change_rejected(
+        &self,
+        tenant: &str,
+        id: &str,
+        expected_revision: Option<&str>,
+        to: RejectedStatus,
+        corrected_data: Option<Value>,
+        validation_errors: Option<Value>,
+        note: Option<&str>,
+    ) -> Result<RejectedRecord, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut record: RejectedRecord =
+            load_doc(&mut tx, Collection::RejectedRecords, tenant, id).await?.decode()?;
+        check_revision(Collection::RejectedRecords, &record.meta, expected_revision)?;
+        let from = record.body.status;
+        if !from.can_become(to) {
+            return Err(StoreError::IllegalTransition {
+                what: "rejected record",
+                id: id.to_owned(),
+                from: from.as_str().to_owned(),
+                to: to.as_str().to_owned(),
+            });
+        }
+        if let Some(data) = corrected_data {
+            record.body.corrected_data = Some(data);
+        }
+        if to == RejectedStatus::Corrected && record.body.corrected_data.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "rejected record {id} has no corrected_data to be corrected with"
+            )));
+        }
+        if let Some(errors) = validation_errors {
+            record.body.validation_errors = errors;
+        }
+        record.body.status = to;
+        record.meta =
+            save_body(&mut tx, Collection::RejectedRecords, &record.meta, &record.body).await?;
+        insert_history(&mut tx, &record.meta, Some(from), to, note).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// See [`super::Store::rejected_record_history`].
+    pub async fn rejected_record_history(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Vec<RejectedStatusChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT h.* FROM rejected_record_history h \
+             JOIN rejected_records r ON r._id = h.rejected_record_id \
+             WHERE h.rejected_record_id = ? AND h.tenant_id = ? AND r.tenant_id = ? \
+             ORDER BY h.changed_at, h.rowid",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            // Distinguish "no such record" from "no history yet".
+            self.get_rejected_record(tenant, id).await?;
+        }
+        rows.iter()
+            .map(|row| {
+                let hid: String = row.try_get("_id")?;
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    what: format!("rejected record history {hid}"),
+                    reason,
+                };
+                let from: Option<String> = row.try_get("from_status")?;
+                let to: String = row.try_get("to_status")?;
+                let changed_at: String = row.try_get("changed_at")?;
+                Ok(RejectedStatusChange {
+                    rejected_record_id: row.try_get("rejected_record_id")?,
+                    from_status: from
+                        .map(|f| {
+                            RejectedStatus::parse(&f)
+                                .ok_or_else(|| corrupt(format!("unknown status {f:?}")))
+                        })
+                        .transpose()?,
+                    to_status: RejectedStatus::parse(&to)
+                        .ok_or_else(|| corrupt(format!("unknown status {to:?}")))?,
+                    revision_id: row.try_get("revision_id")?,
+                    changed_at: parse_ts(&changed_at, &hid)?,
+                    note: row.try_get("note")?,
+                    id: hid,
+                })
+            })
+            .collect()
+    }
+
+    // ---- idempotency keys -------------------------------------------------------------------
+
+    /// See [`super::Store::record_written_keys`].
+    pub async fn record_written_keys(
+        &self,
+        tenant: &str,
+        template_id: &str,
+        run_id: Option<&str>,
+        keys: &[String],
+    ) -> Result<u64, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let at = ts(now());
+        let mut tx = self.write_tx().await?;
+        let mut inserted = 0;
+        for chunk in keys.chunks(KEYS_PER_INSERT) {
+            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO row_idempotency_keys \
+                 (template_id, key, tenant_id, import_run_id, created_at) VALUES {rows} \
+                 ON CONFLICT DO NOTHING"
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for key in chunk {
+                query = query
+                    .bind(template_id)
+                    .bind(key.as_str())
+                    .bind(tenant)
+                    .bind(run_id)
+                    .bind(at.as_str());
+            }
+            inserted += query.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// See [`super::Store::written_keys`].
+    pub async fn written_keys(
+        &self,
+        tenant: &str,
+        template_id: &str,
+        candidates: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut found = HashSet::new();
+        let mut conn = self.pool.acquire().await?;
+        for chunk in candidates.chunks(KEYS_PER_SELECT) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT key FROM row_idempotency_keys \
+                 WHERE tenant_id = ? AND template_id = ? AND key IN ({marks})"
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant).bind(template_id);
+            for key in chunk {
+                query = query.bind(key.as_str());
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                found.insert(row.try_get::<String, _>("key")?);
+            }
+        }
+        Ok(found)
+    }
+}

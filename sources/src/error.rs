@@ -1,0 +1,143 @@
+//! The one error type every source returns, saying which source and path failed and whether a
+//! retry can help.
+
+use std::io;
+
+/// What went wrong while a source listed, read, moved or deleted a file.
+///
+/// Every variant names the source (`source_name`, as given in
+/// [`SourceSettings::name`](crate::SourceSettings::name)) and, where there is one, the relative
+/// path. [`SourceError::is_retryable`] tells the engine whether to retry with backoff (an
+/// external system is down or busy) or to fail and alert (bad configuration, a refused path).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source's configuration is invalid; every problem is listed.
+    #[error("source {source_name}: invalid configuration: {}", problems.join("; "))]
+    InvalidConfig {
+        /// The source's name.
+        source_name: String,
+        /// Each problem, prefixed with the JSON path of the offending field.
+        problems: Vec<String>,
+    },
+    /// A path was refused because it would reach outside the source's root (`..`, an absolute
+    /// path, a symlink resolving outside the root) or is otherwise unusable.
+    #[error("source {source_name}: path {path:?} refused: {reason}")]
+    PathRefused {
+        /// The source's name.
+        source_name: String,
+        /// The path as it was asked for.
+        path: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The file (or folder) does not exist (any more).
+    #[error("source {source_name}: {path:?} not found")]
+    NotFound {
+        /// The source's name.
+        source_name: String,
+        /// The relative path.
+        path: String,
+    },
+    /// The target of a rename already exists; sources never overwrite.
+    #[error("source {source_name}: {path:?} already exists and is never overwritten")]
+    AlreadyExists {
+        /// The source's name.
+        source_name: String,
+        /// The relative path that exists.
+        path: String,
+    },
+    /// The path exists but is not a regular file (a folder, a socket, ...).
+    #[error("source {source_name}: {path:?} is not a regular file")]
+    NotAFile {
+        /// The source's name.
+        source_name: String,
+        /// The relative path.
+        path: String,
+    },
+    /// The root of the source is missing or unreadable: nothing can be listed.
+    #[error("source {source_name}: root {root:?} is unavailable: {error}")]
+    RootUnavailable {
+        /// The source's name.
+        source_name: String,
+        /// The root (a local path, a bucket, a URL).
+        root: String,
+        /// The underlying error.
+        #[source]
+        error: io::Error,
+    },
+    /// An I/O operation failed.
+    #[error("source {source_name}: {operation} {path:?} failed: {error}")]
+    Io {
+        /// The source's name.
+        source_name: String,
+        /// The relative path involved.
+        path: String,
+        /// What was being done: "list", "stat", "open", "move", "rename", "delete", "read".
+        operation: &'static str,
+        /// The underlying error.
+        #[source]
+        error: io::Error,
+    },
+    /// A bug or an unexpected state inside intake (a background task panicked, ...).
+    #[error("source {source_name}: internal error: {message}")]
+    Internal {
+        /// The source's name.
+        source_name: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl SourceError {
+    /// Whether retrying the same operation later can help.
+    ///
+    /// `false` for refused paths, invalid configuration, a target that already exists, a path
+    /// that is not a file, a missing file and permission errors (an operator must act); `true`
+    /// for an unavailable root (a mount may come back), transient I/O and internal errors.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::InvalidConfig { .. }
+            | Self::PathRefused { .. }
+            | Self::NotFound { .. }
+            | Self::AlreadyExists { .. }
+            | Self::NotAFile { .. } => false,
+            Self::RootUnavailable { .. } | Self::Internal { .. } => true,
+            Self::Io { error, .. } => !matches!(
+                error.kind(),
+                io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::InvalidInput
+                    | io::ErrorKind::InvalidFilename
+                    | io::ErrorKind::NotFound
+                    | io::ErrorKind::Unsupported
+            ),
+        }
+    }
+
+    /// The name of the source that failed.
+    pub fn source_name(&self) -> &str {
+        match self {
+            Self::InvalidConfig { source_name, .. }
+            | Self::PathRefused { source_name, .. }
+            | Self::NotFound { source_name, .. }
+            | Self::AlreadyExists { source_name, .. }
+            | Self::NotAFile { source_name, .. }
+            | Self::RootUnavailable { source_name, .. }
+            | Self::Io { source_name, .. }
+            | Self::Internal { source_name, .. } => source_name,
+        }
+    }
+
+    /// The relative path involved, when there is one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Self::PathRefused { path, .. }
+            | Self::NotFound { path, .. }
+            | Self::AlreadyExists { path, .. }
+            | Self::NotAFile { path, .. }
+            | Self::Io { path, .. } => Some(path),
+            Self::InvalidConfig { .. } | Self::RootUnavailable { .. } | Self::Internal { .. } => {
+                None
+            }
+        }
+    }
+}
