@@ -7,9 +7,11 @@
 
 pub mod check;
 pub mod import;
+pub mod jobs;
 pub mod m2m;
 pub mod matcher;
 pub mod pipeline;
+pub mod runner;
 pub mod store;
 pub mod template;
 

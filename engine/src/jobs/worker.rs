@@ -1,0 +1,278 @@
+//! The workers: N concurrent handlers per job type, on apalis.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use apalis::layers::retry::HasherRng;
+use apalis::layers::retry::backoff::{
+    Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff,
+};
+use apalis::prelude::{
+    AbortError, Attempt, BackendExt, BoxDynError, Data, RetryPolicy, WorkerBuilder,
+    WorkerBuilderExt, WorkerError,
+};
+use apalis_sqlite::SqliteStorage;
+use tokio_util::sync::CancellationToken;
+
+use super::{ImportFile, Job, JobError, JobQueue, JobQueueError, PollSource, RetryRejectedRecords};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What the engine plugs in to run one job: an async function of the payload. Its effects must be
+/// durable when it returns `Ok` (the job is acknowledged right after); a job may run more than
+/// once (after a crash), so the effects must be idempotent.
+///
+/// Implemented for every `Fn(J) -> impl Future<Output = Result<(), JobError>>` that is `Clone`.
+pub trait JobHandler<J>: Clone + Send + Sync + 'static {
+    /// Runs one job.
+    fn handle(&self, job: J) -> impl Future<Output = Result<(), JobError>> + Send;
+}
+
+impl<J, F, Fut> JobHandler<J> for F
+where
+    F: Fn(J) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), JobError>> + Send,
+{
+    fn handle(&self, job: J) -> impl Future<Output = Result<(), JobError>> + Send {
+        self(job)
+    }
+}
+
+type DynHandler<J> = Arc<dyn Fn(J) -> BoxFuture<Result<(), JobError>> + Send + Sync>;
+
+struct Lane<J> {
+    concurrency: usize,
+    handler: DynHandler<J>,
+}
+
+impl<J: Job> Lane<J> {
+    fn new<H: JobHandler<J>>(concurrency: usize, handler: H) -> Self {
+        let handler: DynHandler<J> = Arc::new(move |job| {
+            let handler = handler.clone();
+            Box::pin(async move { handler.handle(job).await })
+        });
+        Lane { concurrency: concurrency.max(1), handler }
+    }
+}
+
+/// The workers of one process: for each job type given a handler, up to `concurrency` jobs run at
+/// once. Built with the job types it serves, then [`run`](Workers::run) until cancelled.
+pub struct Workers {
+    queue: JobQueue,
+    poll_source: Option<Lane<PollSource>>,
+    import_file: Option<Lane<ImportFile>>,
+    retry_rejected_records: Option<Lane<RetryRejectedRecords>>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("poll_source", &self.poll_source.as_ref().map(|l| l.concurrency))
+            .field("import_file", &self.import_file.as_ref().map(|l| l.concurrency))
+            .field(
+                "retry_rejected_records",
+                &self.retry_rejected_records.as_ref().map(|l| l.concurrency),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Workers {
+    /// Workers taking jobs from `queue`, serving no job type yet.
+    pub fn new(queue: &JobQueue) -> Self {
+        Workers {
+            queue: queue.clone(),
+            poll_source: None,
+            import_file: None,
+            retry_rejected_records: None,
+        }
+    }
+
+    /// Serve [`PollSource`] jobs with `handler`, at most `concurrency` at once (at least 1).
+    #[must_use]
+    pub fn poll_source<H: JobHandler<PollSource>>(
+        mut self,
+        concurrency: usize,
+        handler: H,
+    ) -> Self {
+        self.poll_source = Some(Lane::new(concurrency, handler));
+        self
+    }
+
+    /// Serve [`ImportFile`] jobs with `handler`, at most `concurrency` at once (at least 1).
+    #[must_use]
+    pub fn import_file<H: JobHandler<ImportFile>>(
+        mut self,
+        concurrency: usize,
+        handler: H,
+    ) -> Self {
+        self.import_file = Some(Lane::new(concurrency, handler));
+        self
+    }
+
+    /// Serve [`RetryRejectedRecords`] jobs with `handler`, at most `concurrency` at once.
+    #[must_use]
+    pub fn retry_rejected_records<H: JobHandler<RetryRejectedRecords>>(
+        mut self,
+        concurrency: usize,
+        handler: H,
+    ) -> Self {
+        self.retry_rejected_records = Some(Lane::new(concurrency, handler));
+        self
+    }
+
+    /// Runs the workers until `shutdown` is cancelled, then stops taking jobs, lets the running
+    /// ones finish, hands fetched-but-unstarted ones back to the queue and returns. If one job
+    /// type's worker fails (its database went away), the others are stopped the same way and the
+    /// first error is returned. Nothing is left running when this returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), JobQueueError> {
+        self.queue.config().validate()?;
+        let stop = shutdown.child_token();
+        let queue = self.queue;
+        let (a, b, c) = tokio::join!(
+            run_lane(queue.clone(), self.poll_source, stop.clone()),
+            run_lane(queue.clone(), self.import_file, stop.clone()),
+            run_lane(queue.clone(), self.retry_rejected_records, stop.clone()),
+        );
+        a.and(b).and(c)
+    }
+}
+
+async fn run_lane<J: Job>(
+    queue: JobQueue,
+    lane: Option<Lane<J>>,
+    stop: CancellationToken,
+) -> Result<(), JobQueueError> {
+    let Some(lane) = lane else { return Ok(()) };
+    // Boxed as a `Send` future here, where the job type is concrete: the compiler cannot prove
+    // apalis's worker future `Send` for every lifetime otherwise.
+    let serving: BoxFuture<Result<(), JobQueueError>> = Box::pin(serve(queue, lane, stop.clone()));
+    let result = serving.await;
+    if result.is_err() {
+        // Stop the sibling job types gracefully rather than leaving them running alone.
+        stop.cancel();
+    }
+    result
+}
+
+async fn serve<J: Job>(
+    queue: JobQueue,
+    lane: Lane<J>,
+    stop: CancellationToken,
+) -> Result<(), JobQueueError> {
+    let config = queue.config().clone();
+    let storage = SqliteStorage::<J>::new(queue.pool())
+        .with_config(config.apalis_config(J::QUEUE, lane.concurrency))
+        .poll_with_interval(config.poll_interval);
+    let backoff = ExponentialBackoffMaker::new(
+        config.backoff_min,
+        config.backoff_max,
+        0.5,
+        HasherRng::default(),
+    )
+    .map_err(|e| JobQueueError::Config(e.to_string()))?
+    .make_backoff();
+    let backoff = StoppableBackoff { inner: backoff, stop: stop.clone() };
+    let policy = RetryPolicy::retries(config.max_attempts.saturating_sub(1))
+        .with_backoff(backoff)
+        .retry_if(is_retryable);
+
+    let context = LaneContext {
+        handler: lane.handler,
+        max_attempts: config.max_attempts,
+        stop: stop.clone(),
+    };
+    let name = format!("{}-{}", J::QUEUE, ulid::Ulid::generate());
+    let worker = WorkerBuilder::new(name)
+        .backend(storage)
+        .concurrency(lane.concurrency)
+        .retry(policy)
+        .data(context)
+        .build(run_job::<J>);
+    worker
+        .run_until(async move {
+            stop.cancelled().await;
+            Ok::<(), WorkerError>(())
+        })
+        .await
+        .map_err(|e| JobQueueError::Worker { queue: J::QUEUE, reason: e.to_string() })
+}
+
+/// What [`run_job`] needs besides the payload.
+struct LaneContext<J> {
+    handler: DynHandler<J>,
+    max_attempts: usize,
+    stop: CancellationToken,
+}
+
+impl<J> Clone for LaneContext<J> {
+    fn clone(&self) -> Self {
+        LaneContext {
+            handler: self.handler.clone(),
+            max_attempts: self.max_attempts,
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+/// One attempt at a job: the engine's handler, its error turned into apalis's retry-or-abort.
+async fn run_job<J: Job>(
+    job: J,
+    attempt: Attempt,
+    context: Data<LaneContext<J>>,
+) -> Result<(), BoxDynError> {
+    let attempt = attempt.current();
+    if attempt > context.max_attempts {
+        // The earlier attempts ended without a result: their workers died (or this job kills them).
+        return Err(abort(JobError::permanent(format!(
+            "gave up after {} attempts; the last ones ended without a result (the worker died or \
+             was stopped while running it)",
+            attempt - 1
+        ))));
+    }
+    if attempt > 1 && context.stop.is_cancelled() {
+        // A retry whose backoff was cut short by shutdown: hand it back rather than start it.
+        return Err(Box::new(JobError::retryable(
+            "the worker stopped before this retry; handed back to the queue",
+        )));
+    }
+    match (context.handler)(job).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_retryable() => Err(Box::new(e)),
+        Err(e) => Err(abort(e)),
+    }
+}
+
+/// Whether the retry layer should try again: only a [`JobError::retryable`] failure.
+fn is_retryable(error: &BoxDynError) -> bool {
+    error.downcast_ref::<JobError>().is_some_and(JobError::is_retryable)
+}
+
+/// A permanent failure: apalis marks an [`AbortError`] `Killed` and never retries it.
+fn abort(error: JobError) -> BoxDynError {
+    Box::new(AbortError::new(error))
+}
+
+/// The exponential backoff, cut short when the workers are stopping (so a shutdown never waits
+/// for a long retry delay).
+#[derive(Clone)]
+struct StoppableBackoff {
+    inner: ExponentialBackoff,
+    stop: CancellationToken,
+}
+
+impl Backoff for StoppableBackoff {
+    type Future = BoxFuture<()>;
+
+    fn next_backoff(&mut self) -> Self::Future {
+        let delay = self.inner.next_backoff();
+        let stop = self.stop.clone();
+        Box::pin(async move {
+            tokio::select! {
+                () = delay => {}
+                () = stop.cancelled() => {}
+            }
+        })
+    }
+}
