@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod import;
 mod sandbox;
+mod serve;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
@@ -47,6 +48,10 @@ enum Command {
     Import(import::ImportArgs),
     /// Serve the platform's M2M API locally (tokens, generic resources, filters, ETags, faults).
     Sandbox(sandbox::SandboxArgs),
+    /// Run the engine: poll the configured sources, import each new file once through the job
+    /// queue, record every run; until SIGTERM/SIGINT, then finish or hand back what is in flight
+    /// and exit 0.
+    Serve(serve::ServeArgs),
     /// Measure parse → map → validate speed on a file next to a raw CSV read of the same file.
     Bench(bench::BenchArgs),
 }
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         Command::Schema => print_schema().map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(&args),
         Command::Sandbox(args) => sandbox::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {

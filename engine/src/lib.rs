@@ -12,6 +12,7 @@ pub mod m2m;
 pub mod matcher;
 pub mod pipeline;
 pub mod runner;
+pub mod service;
 pub mod store;
 pub mod template;
 

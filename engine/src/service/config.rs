@@ -1,0 +1,529 @@
+//! The configuration of `intake serve`: one TOML file, with environment overrides for the scalar
+//! settings.
+//!
+//! ```toml
+//! [state]
+//! path = "intake.sqlite"              # the state store (SQLite file or sqlite: URL)
+//!
+//! [jobs]
+//! path = "intake.jobs.sqlite"         # the job queue (its own SQLite file)
+//! import_concurrency = 2              # ImportFile jobs run at once in this process
+//! shutdown_grace_seconds = 30         # after SIGTERM, how long in-flight imports may finish
+//!
+//! [platform]
+//! url = "http://127.0.0.1:8080"       # the platform API (token endpoint: <url>/auth/token)
+//! client_id = "demo-integration"
+//! kid = "demo-2026"
+//! key_credential = "file:../sandbox/demo-client.key.pem"   # a reference, never the key
+//! tenant_id = "64a1b2c3d4e5f6789012abcd"
+//!
+//! [[sources]]
+//! id = "inbox"                        # stable: claims and runs hang off it across restarts
+//! source_type = "watched_directory"
+//! connection_config = { path = "inbox" }
+//! temp_file_extensions = [".part"]
+//! polling_interval_seconds = 5
+//! event_driven = true
+//! move_unmatched_to_error = true
+//! unmatched_folder = "error"
+//! templates = [
+//!   "templates/payments.json",
+//!   { path = "../bank-payments/template.json", file_matcher = "bank-*.csv",
+//!     post_process_policy = "move", completed_folder = "completed", error_folder = "error" },
+//! ]
+//! ```
+//!
+//! - **Relative paths** (state, jobs, templates, a watched folder, a `file:` key reference) are
+//!   relative to the folder of the configuration file.
+//! - **Templates** are JSON files checked by [`crate::template::load`]; a table entry may set
+//!   `file_matcher`, `priority`, `is_active`, `post_process_policy`, `completed_folder` and
+//!   `error_folder` over the file's own values (so one template file serves several sources).
+//! - **Environment overrides**: `INTAKE_<SECTION>_<KEY>` replaces a scalar setting:
+//!   `INTAKE_STATE_PATH`, `INTAKE_JOBS_PATH`, `INTAKE_JOBS_IMPORT_CONCURRENCY`,
+//!   `INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS`, `INTAKE_PLATFORM_URL`, `INTAKE_PLATFORM_CLIENT_ID`,
+//!   `INTAKE_PLATFORM_KID`, `INTAKE_PLATFORM_KEY_CREDENTIAL`, `INTAKE_PLATFORM_TENANT_ID`.
+//!   Sources are not overridable from the environment.
+//! - **Secrets**: the client key is only ever a credential reference (`env:VAR`, `file:/path`,
+//!   or a bare name, see [`crate::m2m::resolve_credential`]).
+//! - **Source types**: `watched_directory` today; `sftp`, `s3`, `email_inbox` and `http_pull` are
+//!   refused with "not supported yet".
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::template::PostProcessPolicy;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The state store.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// The job queue and the workers.
+    #[serde(default)]
+    pub jobs: JobsConfig,
+    /// The platform rows are written to.
+    pub platform: PlatformConfig,
+    /// The sources to poll.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// The state store's SQLite file (or a `sqlite:` URL). Default `intake.sqlite`.
+    #[serde(default = "default_state_path")]
+    pub path: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { path: default_state_path() }
+    }
+}
+
+fn default_state_path() -> String {
+    "intake.sqlite".to_owned()
+}
+
+/// `[jobs]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// The job queue's SQLite file (or a `sqlite:` URL); never the state store's file.
+    /// Default `intake.jobs.sqlite`.
+    #[serde(default = "default_jobs_path")]
+    pub path: String,
+    /// How many files this process imports at once. Default 2.
+    #[serde(default = "default_import_concurrency")]
+    pub import_concurrency: usize,
+    /// After a shutdown signal, how long in-flight imports may run to their end before they are
+    /// cancelled and handed back to the queue (resumed by the next start). Default 30.
+    #[serde(default = "default_shutdown_grace_seconds")]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            path: default_jobs_path(),
+            import_concurrency: default_import_concurrency(),
+            shutdown_grace_seconds: default_shutdown_grace_seconds(),
+        }
+    }
+}
+
+fn default_jobs_path() -> String {
+    "intake.jobs.sqlite".to_owned()
+}
+
+fn default_import_concurrency() -> usize {
+    2
+}
+
+fn default_shutdown_grace_seconds() -> u64 {
+    30
+}
+
+/// `[platform]`: where and as whom rows are written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// The API's base URL; the token endpoint is `<url>/auth/token`.
+    pub url: String,
+    /// The M2M client's id.
+    pub client_id: String,
+    /// The key id the client's public key is registered under.
+    pub kid: String,
+    /// The client's private key as a credential reference (`env:VAR`, `file:/path`, a bare
+    /// name); never the key itself.
+    pub key_credential: String,
+    /// The tenant every source, run and write belongs to (sent as `X-Tenant-ID`).
+    pub tenant_id: String,
+}
+
+/// One `[[sources]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A stable identifier (stored as the source's `external_id`): claims and runs refer to the
+    /// source through it across restarts.
+    pub id: String,
+    /// A display name; the id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The kind of source; `watched_directory` is the one supported today.
+    pub source_type: String,
+    /// The source type's own connection settings (`{ path = "…" }` for a watched directory).
+    pub connection_config: toml::Table,
+    /// Folders (relative to the root) never listed. Post-processing folders are added.
+    #[serde(default)]
+    pub ignored_folders: Vec<String>,
+    /// File endings of uploads in progress (`.part`, `.tmp`).
+    #[serde(default)]
+    pub temp_file_extensions: Vec<String>,
+    /// Seconds between polls. Default 300.
+    #[serde(default = "default_polling_interval_seconds")]
+    pub polling_interval_seconds: u64,
+    /// Wake on file-system events as well as on the interval.
+    #[serde(default)]
+    pub event_driven: bool,
+    /// Move files no template matches to `unmatched_folder`.
+    #[serde(default)]
+    pub move_unmatched_to_error: bool,
+    /// Where unmatched files go, relative to the root. Default `errors`.
+    #[serde(default = "default_unmatched_folder")]
+    pub unmatched_folder: String,
+    /// Whether the source is polled. Default true.
+    #[serde(default = "yes")]
+    pub is_active: bool,
+    /// The templates files of this source are matched against.
+    #[serde(default)]
+    pub templates: Vec<TemplateRef>,
+}
+
+fn default_polling_interval_seconds() -> u64 {
+    300
+}
+
+fn default_unmatched_folder() -> String {
+    crate::runner::DEFAULT_UNMATCHED_FOLDER.to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SourceConfig {
+    /// The display name.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// A template of a source: a path, or a path with overrides.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TemplateRef {
+    /// Just the template file.
+    Path(PathBuf),
+    /// The template file with some of its fields replaced.
+    WithOverrides(TemplateOverrides),
+}
+
+/// A template file and the fields set over it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateOverrides {
+    /// The template file (JSON).
+    pub path: PathBuf,
+    /// Replaces `file_matcher`.
+    #[serde(default)]
+    pub file_matcher: Option<String>,
+    /// Replaces `priority`.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Replaces `is_active`.
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    /// Replaces `post_process_policy`.
+    #[serde(default)]
+    pub post_process_policy: Option<PostProcessPolicy>,
+    /// Replaces `completed_folder`.
+    #[serde(default)]
+    pub completed_folder: Option<String>,
+    /// Replaces `error_folder`.
+    #[serde(default)]
+    pub error_folder: Option<String>,
+}
+
+impl TemplateRef {
+    /// The template file.
+    pub fn path(&self) -> &Path {
+        match self {
+            TemplateRef::Path(path) => path,
+            TemplateRef::WithOverrides(o) => &o.path,
+        }
+    }
+
+    /// The overrides as template JSON fields.
+    pub fn overrides(&self) -> Vec<(&'static str, Value)> {
+        let TemplateRef::WithOverrides(o) = self else { return Vec::new() };
+        let mut fields = Vec::new();
+        if let Some(v) = &o.file_matcher {
+            fields.push(("file_matcher", Value::from(v.clone())));
+        }
+        if let Some(v) = o.priority {
+            fields.push(("priority", Value::from(v)));
+        }
+        if let Some(v) = o.is_active {
+            fields.push(("is_active", Value::from(v)));
+        }
+        if let Some(v) = o.post_process_policy {
+            fields.push(("post_process_policy", serde_json::to_value(v).unwrap_or(Value::Null)));
+        }
+        if let Some(v) = &o.completed_folder {
+            fields.push(("completed_folder", Value::from(v.clone())));
+        }
+        if let Some(v) = &o.error_folder {
+            fields.push(("error_folder", Value::from(v.clone())));
+        }
+        fields
+    }
+
+    fn path_mut(&mut self) -> &mut PathBuf {
+        match self {
+            TemplateRef::Path(path) => path,
+            TemplateRef::WithOverrides(o) => &mut o.path,
+        }
+    }
+}
+
+/// The source types the platform defines and this release does not run yet (issue 6).
+const LATER_SOURCE_TYPES: [&str; 4] = ["sftp", "s3", "email_inbox", "http_pull"];
+
+/// The source types that run today.
+pub const SUPPORTED_SOURCE_TYPES: [&str; 1] = ["watched_directory"];
+
+/// The scalar settings `INTAKE_<SECTION>_<KEY>` can replace.
+pub const ENV_OVERRIDES: [&str; 9] = [
+    "INTAKE_STATE_PATH",
+    "INTAKE_JOBS_PATH",
+    "INTAKE_JOBS_IMPORT_CONCURRENCY",
+    "INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS",
+    "INTAKE_PLATFORM_URL",
+    "INTAKE_PLATFORM_CLIENT_ID",
+    "INTAKE_PLATFORM_KID",
+    "INTAKE_PLATFORM_KEY_CREDENTIAL",
+    "INTAKE_PLATFORM_TENANT_ID",
+];
+
+impl ServiceConfig {
+    /// Parses the TOML text; `origin` names the file in errors.
+    pub fn from_toml(origin: &str, text: &str) -> Result<Self, Vec<String>> {
+        toml::from_str(text).map_err(|e| vec![format!("{origin}: {}", e.to_string().trim_end())])
+    }
+
+    /// Applies the `INTAKE_<SECTION>_<KEY>` overrides found in `vars` (see the module docs);
+    /// every unusable value is reported at once.
+    pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<(), Vec<String>>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut problems = Vec::new();
+        for (name, value) in vars {
+            let (name, value) = (name.as_ref(), value.as_ref().to_owned());
+            let number = |problems: &mut Vec<String>| match value.trim().parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    problems.push(format!("{name}: {value:?} is not a whole number"));
+                    None
+                }
+            };
+            match name {
+                "INTAKE_STATE_PATH" => self.state.path = value,
+                "INTAKE_JOBS_PATH" => self.jobs.path = value,
+                "INTAKE_JOBS_IMPORT_CONCURRENCY" => {
+                    if let Some(n) = number(&mut problems) {
+                        self.jobs.import_concurrency = usize::try_from(n).unwrap_or(usize::MAX);
+                    }
+                }
+                "INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS" => {
+                    if let Some(n) = number(&mut problems) {
+                        self.jobs.shutdown_grace_seconds = n;
+                    }
+                }
+                "INTAKE_PLATFORM_URL" => self.platform.url = value,
+                "INTAKE_PLATFORM_CLIENT_ID" => self.platform.client_id = value,
+                "INTAKE_PLATFORM_KID" => self.platform.kid = value,
+                "INTAKE_PLATFORM_KEY_CREDENTIAL" => self.platform.key_credential = value,
+                "INTAKE_PLATFORM_TENANT_ID" => self.platform.tenant_id = value,
+                _ => {}
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// Makes every relative path absolute against `base` (the configuration file's folder):
+    /// the state and job files, template files, `connection_config.path`, and a `file:` key
+    /// reference.
+    pub fn resolve_relative_to(&mut self, base: &Path) {
+        let absolute = |path: &str| -> String {
+            if path.starts_with("sqlite:") || Path::new(path).is_absolute() {
+                path.to_owned()
+            } else {
+                base.join(path).display().to_string()
+            }
+        };
+        self.state.path = absolute(&self.state.path);
+        self.jobs.path = absolute(&self.jobs.path);
+        if let Some(path) = self.platform.key_credential.strip_prefix("file:")
+            && !path.is_empty()
+        {
+            self.platform.key_credential = format!("file:{}", absolute(path));
+        }
+        for source in &mut self.sources {
+            if let Some(toml::Value::String(path)) = source.connection_config.get_mut("path") {
+                *path = absolute(path);
+            }
+            for template in &mut source.templates {
+                let path = template.path_mut();
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
+    }
+
+    /// Checks the configuration without I/O, reporting every problem at once (each with where
+    /// it is: `platform.url`, `sources[0].source_type`, …).
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        for (field, value) in [
+            ("state.path", &self.state.path),
+            ("jobs.path", &self.jobs.path),
+            ("platform.client_id", &self.platform.client_id),
+            ("platform.kid", &self.platform.kid),
+            ("platform.key_credential", &self.platform.key_credential),
+            ("platform.tenant_id", &self.platform.tenant_id),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("{field}: must not be empty"));
+            }
+        }
+        if self.state.path == self.jobs.path {
+            problems.push(
+                "jobs.path: the job queue needs its own file, not the state store's".to_owned(),
+            );
+        }
+        if self.jobs.import_concurrency == 0 {
+            problems.push("jobs.import_concurrency: must be at least 1".to_owned());
+        }
+        if self.platform.key_credential.contains("PRIVATE KEY") {
+            problems.push(
+                "platform.key_credential: give a credential reference (env:VAR, file:/path or a \
+                 name), never the key itself"
+                    .to_owned(),
+            );
+        }
+        match url::Url::parse(&self.platform.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            Ok(_) => problems.push("platform.url: must be an http or https URL".to_owned()),
+            Err(e) => {
+                problems.push(format!("platform.url: {:?} is not a URL: {e}", self.platform.url))
+            }
+        }
+        if self.sources.is_empty() {
+            problems.push("sources: at least one [[sources]] entry is needed".to_owned());
+        }
+        let mut ids = BTreeSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            let at = format!("sources[{i}]");
+            if source.id.trim().is_empty() {
+                problems.push(format!("{at}.id: must not be empty"));
+            } else if !ids.insert(source.id.as_str()) {
+                problems.push(format!("{at}.id: {:?} is used by another source", source.id));
+            }
+            let kind = source.source_type.as_str();
+            if LATER_SOURCE_TYPES.contains(&kind) {
+                problems.push(format!(
+                    "{at}.source_type: not supported yet: source_type '{kind}' (supported: {})",
+                    SUPPORTED_SOURCE_TYPES.join(", ")
+                ));
+            } else if !SUPPORTED_SOURCE_TYPES.contains(&kind) {
+                problems.push(format!(
+                    "{at}.source_type: unknown source_type '{kind}' (supported: {})",
+                    SUPPORTED_SOURCE_TYPES.join(", ")
+                ));
+            }
+            if source.templates.is_empty() {
+                problems.push(format!("{at}.templates: at least one template is needed"));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [platform]
+        url = "http://127.0.0.1:8080"
+        client_id = "c"
+        kid = "k"
+        key_credential = "file:key.pem"
+        tenant_id = "64a1b2c3d4e5f6789012abcd"
+
+        [[sources]]
+        id = "inbox"
+        source_type = "watched_directory"
+        connection_config = { path = "in" }
+        templates = ["t.json", { path = "u.json", file_matcher = "*.csv" }]
+    "#;
+
+    #[test]
+    fn defaults_paths_and_template_overrides() {
+        let mut config = ServiceConfig::from_toml("x.toml", MINIMAL).unwrap();
+        assert_eq!(config.jobs.import_concurrency, 2);
+        config.resolve_relative_to(Path::new("/etc/intake"));
+        assert_eq!(config.state.path, "/etc/intake/intake.sqlite");
+        assert_eq!(config.platform.key_credential, "file:/etc/intake/key.pem");
+        let source = &config.sources[0];
+        assert_eq!(
+            source.connection_config.get("path").and_then(|v| v.as_str()),
+            Some("/etc/intake/in")
+        );
+        assert_eq!(source.templates[1].path(), Path::new("/etc/intake/u.json"));
+        assert_eq!(source.templates[1].overrides(), vec![("file_matcher", Value::from("*.csv"))]);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn environment_overrides_replace_scalars_and_report_bad_numbers() {
+        let mut config = ServiceConfig::from_toml("x.toml", MINIMAL).unwrap();
+        config
+            .apply_env([
+                ("INTAKE_PLATFORM_URL", "http://10.0.0.1:9000"),
+                ("INTAKE_JOBS_IMPORT_CONCURRENCY", "4"),
+                ("UNRELATED", "x"),
+            ])
+            .unwrap();
+        assert_eq!(config.platform.url, "http://10.0.0.1:9000");
+        assert_eq!(config.jobs.import_concurrency, 4);
+        let problems = config
+            .apply_env([
+                ("INTAKE_JOBS_IMPORT_CONCURRENCY", "many"),
+                ("INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS", "-1"),
+            ])
+            .unwrap_err();
+        assert_eq!(problems.len(), 2);
+    }
+
+    #[test]
+    fn later_source_types_are_not_supported_yet_and_all_problems_are_listed() {
+        let text = MINIMAL
+            .replace("watched_directory", "s3")
+            .replace("url = \"http://127.0.0.1:8080\"", "url = \"nope\"");
+        let config = ServiceConfig::from_toml("x.toml", &text).unwrap();
+        let problems = config.validate().unwrap_err();
+        assert!(problems.iter().any(|p| p.contains("not supported yet: source_type 's3'")));
+        assert!(problems.iter().any(|p| p.starts_with("platform.url")));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_the_file_name() {
+        let problems = ServiceConfig::from_toml("x.toml", "[state]\npaht = 1\n").unwrap_err();
+        assert!(problems[0].starts_with("x.toml:"), "{problems:?}");
+    }
+}

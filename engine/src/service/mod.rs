@@ -1,0 +1,808 @@
+//! The long-running engine behind `intake serve`: pollers and import workers over the state
+//! store and the job queue, until a shutdown signal.
+//!
+//! Three steps, like every component: [`ServiceConfig`] is parsed and validated with no I/O;
+//! [`Service::prepare`] loads and checks every template, builds every source and the platform
+//! client (reporting *all* problems at once, each with its file); [`Service::run`] opens the
+//! store and the queue and runs until its cancellation token fires.
+//!
+//! # How a file travels
+//! 1. **Registration.** At start each configured source and template becomes a document of the
+//!    store (found again by `external_id`: the source's configured `id`, and
+//!    `<source id>:<template name>` for a template), so claims and runs reference stable ids
+//!    across restarts. A template's store id is the id its runs (and the writer's run keys) use.
+//! 2. **Polling.** One poller task per active source (owned by a [`JoinSet`], stopped by the
+//!    token) lists the source through [`Poller`]; the post-processing folders (templates'
+//!    `completed_folder` / `error_folder`, the source's `unmatched_folder`) are added to its
+//!    `ignored_folders`. Each poll is recorded on the source document (`last_successful_poll_at`,
+//!    `last_error`).
+//! 3. **Claim, then enqueue.** For every ready file the poller hashes the content, **claims** the
+//!    file version in the store (unique per source, path, size, mtime/ETag, content hash) and
+//!    enqueues an [`ImportFile`] job for the claim. The job's idempotency key is the claim, so
+//!    a file version gets exactly one job however often it is seen (every poll, every restart).
+//!    A file version handed off is remembered in memory, so it is hashed once per process. A
+//!    claim found final whose run planned a move that did not happen (a crash between the end of
+//!    the run and the move) is completed right there by the runner.
+//! 4. **Import.** A worker ([`Workers`], `import_concurrency` at once) reads the claim, `stat`s
+//!    the file by the claim's path into a [`FileEntry`](intake_sources::FileEntry) and calls
+//!    [`import_source_file`], which re-claims the same version (finding the poller's claim),
+//!    matches, runs and post-processes. It runs with `resume_unfinished`: the queue hands a claim's
+//!    one job to one worker at a time, so a claim found `claimed`/`importing` is this job's own
+//!    (fresh, or left by a crash). The runner hence marks every run `resumed` in its timings;
+//!    counts are unaffected (nothing was recorded before). A claim whose file is gone or changed
+//!    before its import is marked `failed` (the new version gets its own claim).
+//!
+//! # Crashes and restarts
+//! After a crash, the unfinished file is still at its path: the poller sees it again, finds its
+//! claim `claimed`/`importing` and enqueues again — a no-op when the job exists. A job handed back
+//! at a clean shutdown runs at once on the next start; the job of a killed process is re-delivered
+//! by the queue's orphan recovery (after its orphan timeout, 30 s by default), and the runner
+//! resumes the run without writing a row twice. A crash between claiming and enqueueing is healed
+//! by the same re-enqueue.
+//!
+//! # Shutdown
+//! When the token fires: pollers stop; workers take no new job; imports in flight may finish for
+//! `shutdown_grace_seconds`, after which they are cancelled and handed back to the queue (their
+//! runs stay `running` and resume on the next start). [`Service::run`] returns a
+//! [`ServeSummary`] only when every task it started has ended.
+
+pub mod config;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use intake_sources::{
+    FileEntry, Poller, PollerOptions, Source, SourceError, SourceSettings, Wake, WatchedDirectory,
+    WatchedDirectoryConfig, content_sha256,
+};
+use serde_json::{Value, json};
+use thiserror::Error;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::import::{required_scopes, writer_config};
+use crate::jobs::{ImportFile, JobError, JobQueue, JobQueueError, QueueConfig, Workers};
+use crate::m2m::{ApiClient, ClientConfig, ClientCredentials, TokenManager, load_signing_key};
+use crate::runner::{
+    FileImport, FileOutcome, RunnerError, RunnerOptions, SkipReason, SourceContext,
+    import_source_file,
+};
+use crate::store::{
+    ClaimOutcome, ClaimState, Collection, Document, FileClaim, ListQuery, NewFileClaim, Store,
+    StoreError,
+};
+use crate::template::{ObjectId, PostProcessPolicy, Template};
+
+pub use config::ServiceConfig;
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// The configuration, a template, a source or the client key is unusable; every problem is
+    /// listed.
+    #[error("{origin}: the configuration cannot be used:\n{}", list(problems))]
+    Config {
+        /// The configuration file.
+        origin: String,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The job queue failed.
+    #[error(transparent)]
+    Queue(#[from] JobQueueError),
+    /// A folder for the state or the queue could not be created.
+    #[error("cannot create {path}: {error}")]
+    Folder {
+        /// The folder.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A task of the service ended abnormally (our bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn list(problems: &[String]) -> String {
+    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+}
+
+/// What one [`Service::run`] did, for its closing line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeSummary {
+    /// Sources polled.
+    pub sources: usize,
+    /// Polls made (all sources).
+    pub polls: u64,
+    /// File versions claimed and queued for import by this process.
+    pub files_queued: u64,
+    /// Import runs finished by this process (any final status).
+    pub imported: u64,
+    /// Files no template matched.
+    pub unmatched: u64,
+    /// Import jobs that found nothing to do (already imported, changed or gone).
+    pub skipped: u64,
+    /// Import attempts that failed (retried or ended failed on the queue).
+    pub failed_attempts: u64,
+}
+
+impl std::fmt::Display for ServeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} source(s), {} poll(s), {} file(s) queued, {} imported, {} unmatched, {} skipped, \
+             {} failed attempt(s)",
+            self.sources,
+            self.polls,
+            self.files_queued,
+            self.imported,
+            self.unmatched,
+            self.skipped,
+            self.failed_attempts
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    polls: AtomicU64,
+    files_queued: AtomicU64,
+    imported: AtomicU64,
+    unmatched: AtomicU64,
+    skipped: AtomicU64,
+    failed_attempts: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A configured source, built and with its templates loaded.
+struct PreparedSource {
+    config: config::SourceConfig,
+    settings: SourceSettings,
+    source: Arc<dyn Source>,
+    templates: Vec<Template>,
+}
+
+/// A checked configuration, ready to [`run`](Service::run).
+pub struct Service {
+    config: ServiceConfig,
+    sources: Vec<PreparedSource>,
+    client: ApiClient,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("config", &self.config)
+            .field("sources", &self.sources.iter().map(|s| &s.config.id).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Reads `path`, applies the environment overrides (`vars`), makes relative paths relative
+    /// to the file's folder and [`prepare`](Service::prepare)s it.
+    pub fn from_file<I, K, V>(path: &Path, vars: I) -> Result<Service, ServiceError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let origin = path.display().to_string();
+        let config_error = |problems| ServiceError::Config { origin: origin.clone(), problems };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| config_error(vec![format!("cannot read the file: {e}")]))?;
+        let mut config = ServiceConfig::from_toml(&origin, &text).map_err(config_error)?;
+        config.apply_env(vars).map_err(config_error)?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        config.resolve_relative_to(&base);
+        Service::prepare(&origin, config)
+    }
+
+    /// Validates the configuration, loads every template (with its overrides), builds every
+    /// source (creating a missing watched folder) and the platform client, and reports every
+    /// problem at once. Opens no database and sends no request.
+    pub fn prepare(origin: &str, config: ServiceConfig) -> Result<Service, ServiceError> {
+        let config_error = |problems| ServiceError::Config { origin: origin.to_owned(), problems };
+        config.validate().map_err(config_error)?;
+        let mut problems = Vec::new();
+        let mut sources = Vec::new();
+        for (i, source) in config.sources.iter().enumerate() {
+            let at = format!("sources[{i}] ({})", source.id);
+            let mut templates = Vec::new();
+            for template in &source.templates {
+                match load_template(template) {
+                    Ok(t) => templates.push(t),
+                    Err(problem) => problems.push(format!("{at}.templates: {problem}")),
+                }
+            }
+            let mut names: Vec<&str> = templates.iter().map(|t| t.name.as_str()).collect();
+            names.sort_unstable();
+            for pair in names.windows(2) {
+                if pair[0] == pair[1] {
+                    problems.push(format!("{at}.templates: two templates are named {:?}", pair[0]));
+                }
+            }
+            let settings = source_settings(source, &templates);
+            match build_source(source, &settings) {
+                Ok(built) => {
+                    sources.push(PreparedSource {
+                        config: source.clone(),
+                        settings,
+                        source: built,
+                        templates,
+                    });
+                }
+                Err(mut p) => problems.extend(p.drain(..).map(|p| format!("{at}: {p}"))),
+            }
+        }
+        let client = match build_client(&config, sources.iter().flat_map(|s| &s.templates)) {
+            Ok(client) => Some(client),
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
+        match client {
+            Some(client) if problems.is_empty() => Ok(Service { config, sources, client }),
+            _ => Err(config_error(problems)),
+        }
+    }
+
+    /// The configuration in force (overrides applied, paths absolute).
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Runs pollers and workers until `shutdown` fires, then stops them as the module docs say
+    /// and returns what was done. Nothing it started is left running when it returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<ServeSummary, ServiceError> {
+        let Service { config, sources, client } = self;
+        for path in [&config.state.path, &config.jobs.path] {
+            create_parent(path)?;
+        }
+        let store = Store::open(&config.state.path).await?;
+        let queue = match JobQueue::open(&config.jobs.path, QueueConfig::default()).await {
+            Ok(queue) => queue,
+            Err(e) => {
+                store.close().await;
+                return Err(e.into());
+            }
+        };
+        let result = serve(&config, sources, client, &store, &queue, shutdown).await;
+        queue.close().await;
+        store.close().await;
+        result
+    }
+}
+
+/// Everything the poller and import tasks share.
+struct Shared {
+    store: Store,
+    queue: JobQueue,
+    tenant: String,
+    client: ApiClient,
+    sources: Vec<ActiveSource>,
+    options: RunnerOptions,
+    /// Cancels imports in flight (fired when the shutdown grace period is over).
+    abort: CancellationToken,
+    stats: Stats,
+}
+
+/// A registered source: its store id and what the runner needs.
+struct ActiveSource {
+    context: SourceContext,
+    templates: Vec<Template>,
+    poller: PollerOptions,
+    active: bool,
+}
+
+async fn serve(
+    config: &ServiceConfig,
+    sources: Vec<PreparedSource>,
+    client: ApiClient,
+    store: &Store,
+    queue: &JobQueue,
+    shutdown: CancellationToken,
+) -> Result<ServeSummary, ServiceError> {
+    let tenant = config.platform.tenant_id.clone();
+    let mut active = Vec::with_capacity(sources.len());
+    for prepared in sources {
+        active.push(register(store, &tenant, prepared).await?);
+    }
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        queue: queue.clone(),
+        tenant,
+        client,
+        sources: active,
+        options: RunnerOptions { resume_unfinished: true, ..RunnerOptions::default() },
+        abort: CancellationToken::new(),
+        stats: Stats::default(),
+    });
+
+    // Pollers stop on shutdown, or when the workers stopped on their own (a queue failure).
+    let stop_polling = shutdown.child_token();
+    let mut pollers = JoinSet::new();
+    for index in 0..shared.sources.len() {
+        if shared.sources[index].active {
+            pollers.spawn(poll_source(shared.clone(), index, stop_polling.clone()));
+        }
+    }
+    tracing::info!(sources = pollers.len(), "intake serve: polling");
+
+    let handler = {
+        let shared = shared.clone();
+        move |job: ImportFile| {
+            let shared = shared.clone();
+            async move { import_job(&shared, job).await }
+        }
+    };
+    let workers = Workers::new(queue).import_file(config.jobs.import_concurrency, handler);
+    let running = workers.run(shutdown.clone());
+    tokio::pin!(running);
+    let grace = Duration::from_secs(config.jobs.shutdown_grace_seconds);
+    let worked = tokio::select! {
+        result = &mut running => result,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("shutdown grace period over: cancelling the imports in flight");
+            shared.abort.cancel();
+            running.await
+        }
+    };
+    stop_polling.cancel();
+    let mut internal = None;
+    while let Some(joined) = pollers.join_next().await {
+        if let Err(e) = joined {
+            internal.get_or_insert_with(|| ServiceError::Internal(format!("a poller: {e}")));
+        }
+    }
+    worked?;
+    if let Some(error) = internal {
+        return Err(error);
+    }
+    let stats = &shared.stats;
+    Ok(ServeSummary {
+        sources: shared.sources.iter().filter(|s| s.active).count(),
+        polls: stats.polls.load(Ordering::Relaxed),
+        files_queued: stats.files_queued.load(Ordering::Relaxed),
+        imported: stats.imported.load(Ordering::Relaxed),
+        unmatched: stats.unmatched.load(Ordering::Relaxed),
+        skipped: stats.skipped.load(Ordering::Relaxed),
+        failed_attempts: stats.failed_attempts.load(Ordering::Relaxed),
+    })
+}
+
+// ---- preparation ------------------------------------------------------------------------------
+
+/// Loads one template file with the configured overrides; the problem names the file.
+fn load_template(reference: &config::TemplateRef) -> Result<Template, String> {
+    let path = reference.path();
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let overrides = reference.overrides();
+    let text = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(mut object)) if !overrides.is_empty() => {
+            for (field, value) in overrides {
+                object.insert(field.to_owned(), value);
+            }
+            Value::Object(object).to_string()
+        }
+        // Not JSON (or no overrides): the loader reports it with line and column.
+        _ => text,
+    };
+    crate::template::load(&name, &text).map_err(|e| e.to_string())
+}
+
+/// The poller's settings: the configured ones, the templates' `ignored_folders` and
+/// `temp_file_extensions`, and the post-processing folders (never listed again).
+fn source_settings(source: &config::SourceConfig, templates: &[Template]) -> SourceSettings {
+    let mut ignored = source.ignored_folders.clone();
+    let mut temp = source.temp_file_extensions.clone();
+    for template in templates {
+        ignored.extend(template.ignored_folders.iter().cloned());
+        temp.extend(template.temp_file_extensions.iter().cloned());
+        if template.post_process_policy == PostProcessPolicy::Move {
+            ignored.extend(template.completed_folder.iter().cloned());
+            ignored.extend(template.error_folder.iter().cloned());
+        }
+    }
+    if source.move_unmatched_to_error {
+        ignored.push(source.unmatched_folder.clone());
+    }
+    ignored.sort();
+    ignored.dedup();
+    temp.sort();
+    temp.dedup();
+    SourceSettings {
+        name: source.id.clone(),
+        ignored_folders: ignored,
+        temp_file_extensions: temp,
+        polling_interval_seconds: source.polling_interval_seconds,
+        event_driven: source.event_driven,
+    }
+}
+
+fn build_source(
+    source: &config::SourceConfig,
+    settings: &SourceSettings,
+) -> Result<Arc<dyn Source>, Vec<String>> {
+    match source.source_type.as_str() {
+        "watched_directory" => {
+            let connection: WatchedDirectoryConfig =
+                source.connection_config.clone().try_into().map_err(|e: toml::de::Error| {
+                    vec![format!("connection_config: {}", e.message())]
+                })?;
+            connection.validate()?;
+            if !connection.path.exists() {
+                std::fs::create_dir_all(&connection.path).map_err(|e| {
+                    vec![format!("cannot create {}: {e}", connection.path.display())]
+                })?;
+                tracing::info!(path = %connection.path.display(), "created the watched folder");
+            }
+            match WatchedDirectory::build(&connection, settings) {
+                Ok(built) => Ok(Arc::new(built)),
+                Err(SourceError::InvalidConfig { problems, .. }) => Err(problems),
+                Err(e) => Err(vec![e.to_string()]),
+            }
+        }
+        other => Err(vec![format!("not supported yet: source_type '{other}'")]),
+    }
+}
+
+/// One client for the tenant, asking for every capability the templates need.
+fn build_client<'a>(
+    config: &ServiceConfig,
+    templates: impl Iterator<Item = &'a Template>,
+) -> Result<ApiClient, String> {
+    let platform = &config.platform;
+    let key = load_signing_key(&platform.key_credential)
+        .map_err(|e| format!("platform.key_credential: {e}"))?;
+    let base = url::Url::parse(&platform.url).map_err(|e| format!("platform.url: {e}"))?;
+    let token_url = base.join("auth/token").map_err(|e| format!("platform.url: {e}"))?;
+    let mut scopes: Vec<String> =
+        templates.flat_map(|t| required_scopes(&writer_config(t, String::new()))).collect();
+    scopes.sort();
+    scopes.dedup();
+    let mut client_config = ClientConfig::new(base);
+    client_config.tenant_id = Some(platform.tenant_id.clone());
+    let http = ApiClient::http_client(&client_config).map_err(|e| format!("platform: {e}"))?;
+    let credentials = ClientCredentials {
+        token_url,
+        client_id: platform.client_id.clone(),
+        kid: platform.kid.clone(),
+        key,
+        scopes,
+        dpop_key: None,
+    };
+    Ok(ApiClient::new(client_config, TokenManager::new(http.clone(), credentials), http))
+}
+
+fn create_parent(location: &str) -> Result<(), ServiceError> {
+    if location.starts_with("sqlite:") {
+        return Ok(());
+    }
+    match Path::new(location).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
+            .map_err(|error| ServiceError::Folder { path: parent.display().to_string(), error }),
+        _ => Ok(()),
+    }
+}
+
+// ---- registration -----------------------------------------------------------------------------
+
+/// Creates or refreshes the document with this `external_id`, keeping the `keep` fields the
+/// service itself maintains.
+async fn upsert_document(
+    store: &Store,
+    collection: Collection,
+    tenant: &str,
+    external_id: &str,
+    mut body: Value,
+    keep: &[&str],
+) -> Result<Document, StoreError> {
+    body["external_id"] = json!(external_id);
+    let query = ListQuery::new().eq("external_id", external_id).page(1, 1);
+    let found = store.list(collection, tenant, &query).await?.items.into_iter().next();
+    match found {
+        Some(existing) => {
+            for field in keep {
+                if let Some(value) = existing.body.get(*field) {
+                    body[*field] = value.clone();
+                }
+            }
+            store.update(collection, tenant, &existing.meta.id, None, body).await
+        }
+        None => store.create(collection, tenant, body).await,
+    }
+}
+
+/// Registers a source and its templates; the templates get their store ids.
+async fn register(
+    store: &Store,
+    tenant: &str,
+    prepared: PreparedSource,
+) -> Result<ActiveSource, ServiceError> {
+    let PreparedSource { config, settings, source, mut templates } = prepared;
+    let connection = serde_json::to_value(&config.connection_config).unwrap_or_default();
+    let body = json!({
+        "name": config.display_name(),
+        "source_type": config.source_type,
+        "connection_config": connection,
+        "ignored_folders": settings.ignored_folders,
+        "temp_file_extensions": settings.temp_file_extensions,
+        "polling_interval_seconds": config.polling_interval_seconds,
+        "event_driven": config.event_driven,
+        "move_unmatched_to_error": config.move_unmatched_to_error,
+        "is_active": config.is_active,
+        "last_successful_poll_at": null,
+        "last_error": null,
+    });
+    let keep = ["last_successful_poll_at", "last_error"];
+    let document =
+        upsert_document(store, Collection::Sources, tenant, &config.id, body, &keep).await?;
+    let source_id = document.meta.id;
+    for template in &mut templates {
+        template.id = None;
+        template.source_id = ObjectId::try_from(source_id.clone()).ok();
+        let external = template
+            .external_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", config.id, template.name));
+        let body = serde_json::to_value(&*template).map_err(|e| {
+            ServiceError::Internal(format!("template {} as JSON: {e}", template.name))
+        })?;
+        let document =
+            upsert_document(store, Collection::Templates, tenant, &external, body, &[]).await?;
+        template.id = ObjectId::try_from(document.meta.id).ok();
+    }
+    let context = SourceContext {
+        id: source_id,
+        source,
+        move_unmatched_to_error: config.move_unmatched_to_error,
+        unmatched_folder: config.unmatched_folder.clone(),
+    };
+    Ok(ActiveSource {
+        context,
+        templates,
+        poller: PollerOptions::from_settings(&settings),
+        active: config.is_active,
+    })
+}
+
+// ---- polling ----------------------------------------------------------------------------------
+
+/// Polls one source until `stop` fires: claims and enqueues each ready file version once.
+async fn poll_source(shared: Arc<Shared>, index: usize, stop: CancellationToken) {
+    let source = &shared.sources[index];
+    let name = source.context.source.name().to_owned();
+    let mut poller = Poller::new(source.context.source.clone(), source.poller.clone());
+    // path → the version handed off (hashed, claimed, enqueued), so it is hashed once.
+    let mut handed: HashMap<String, String> = HashMap::new();
+    loop {
+        let report = poller.poll().await;
+        bump(&shared.stats.polls);
+        let mut error = report.error_message();
+        if let Some(message) = &error {
+            tracing::warn!(source = %name, error = %message, "poll failed");
+        }
+        if let Ok(observed) = &report.outcome {
+            handed.retain(|path, _| observed.ready.iter().any(|f| &f.path == path));
+        }
+        for file in report.ready() {
+            if stop.is_cancelled() {
+                break;
+            }
+            let version = format!("{}:{}", file.size, file.version_token());
+            if handed.get(&file.path) == Some(&version) {
+                continue;
+            }
+            match hand_off(&shared, source, file).await {
+                Ok(()) => {
+                    handed.insert(file.path.clone(), version);
+                }
+                Err(e) => {
+                    tracing::warn!(source = %name, path = %file.path, error = %e, "cannot queue the file; trying again at the next poll");
+                    error.get_or_insert(format!("{}: {e}", file.path));
+                }
+            }
+        }
+        record_poll(&shared, source, report.finished_at, error).await;
+        if poller.wait(&stop).await == Wake::Cancelled {
+            break;
+        }
+    }
+    tracing::debug!(source = %name, "poller stopped");
+}
+
+/// Hashes and claims a ready file and enqueues its import (idempotent per claim).
+async fn hand_off(shared: &Shared, source: &ActiveSource, file: &FileEntry) -> Result<(), String> {
+    let sha256 = match content_sha256(source.context.source.as_ref(), &file.path).await {
+        Ok(sha256) => sha256,
+        // Moved or deleted since the listing: nothing to do.
+        Err(SourceError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let claim = NewFileClaim {
+        source_id: source.context.id.clone(),
+        path: file.path.clone(),
+        size: file.size,
+        modified: file.modified.map(DateTime::<Utc>::from),
+        version: file.version.clone(),
+        content_sha256: sha256,
+    };
+    let claim = match shared.store.claim_file(&shared.tenant, &claim).await {
+        Ok(ClaimOutcome::Claimed(claim) | ClaimOutcome::AlreadyClaimed(claim)) => claim,
+        Err(e) => return Err(e.to_string()),
+    };
+    match claim.state {
+        ClaimState::Claimed | ClaimState::Importing => {
+            let job = ImportFile {
+                tenant_id: shared.tenant.clone(),
+                source_id: source.context.id.clone(),
+                claim_id: claim.meta.id.clone(),
+            };
+            shared.queue.enqueue_import_file(job).await.map_err(|e| e.to_string())?;
+            bump(&shared.stats.files_queued);
+            tracing::info!(source = %source.context.id, path = %file.path, claim = %claim.meta.id, "file queued for import");
+            Ok(())
+        }
+        ClaimState::Done | ClaimState::Failed => {
+            finish_pending_move(shared, source, file, &claim).await
+        }
+    }
+}
+
+/// A file whose claim is final but which is still here: if its run planned a move, the runner
+/// carries it out (a crash came between the end of the run and the move).
+async fn finish_pending_move(
+    shared: &Shared,
+    source: &ActiveSource,
+    file: &FileEntry,
+    claim: &FileClaim,
+) -> Result<(), String> {
+    let Some(run_id) = &claim.run_id else { return Ok(()) };
+    let run = shared.store.get_run(&shared.tenant, run_id).await.map_err(|e| e.to_string())?;
+    if run.body.timings.pointer("/post_process/to").is_none() {
+        return Ok(());
+    }
+    let job = FileImport {
+        store: &shared.store,
+        tenant: &shared.tenant,
+        source: &source.context,
+        templates: &source.templates,
+        client: shared.client.clone(),
+        file,
+        options: &RunnerOptions::default(),
+        cancel: shared.abort.clone(),
+    };
+    import_source_file(job).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Records a poll on the source document.
+async fn record_poll(
+    shared: &Shared,
+    source: &ActiveSource,
+    finished_at: SystemTime,
+    error: Option<String>,
+) {
+    let id = &source.context.id;
+    let result = async {
+        let mut document = shared.store.get(Collection::Sources, &shared.tenant, id).await?;
+        if error.is_none() {
+            let at = DateTime::<Utc>::from(finished_at).to_rfc3339();
+            document.body["last_successful_poll_at"] = json!(at);
+        }
+        document.body["last_error"] = json!(error);
+        shared.store.update(Collection::Sources, &shared.tenant, id, None, document.body).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(source = %id, error = %e, "cannot record the poll on the source");
+    }
+}
+
+// ---- importing --------------------------------------------------------------------------------
+
+fn job_error(retryable: bool, reason: impl std::fmt::Display) -> JobError {
+    if retryable { JobError::retryable(reason) } else { JobError::permanent(reason) }
+}
+
+/// The `ImportFile` handler: the claim's file, by path, through the runner.
+async fn import_job(shared: &Shared, job: ImportFile) -> Result<(), JobError> {
+    let result = import_claimed_file(shared, &job).await;
+    if let Err(e) = &result {
+        bump(&shared.stats.failed_attempts);
+        tracing::warn!(claim = %job.claim_id, error = %e, retryable = e.is_retryable(), "import attempt failed");
+    }
+    result
+}
+
+async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), JobError> {
+    if job.tenant_id != shared.tenant {
+        return Err(JobError::permanent(format!(
+            "tenant {} is not served by this process (it serves {})",
+            job.tenant_id, shared.tenant
+        )));
+    }
+    let Some(source) = shared.sources.iter().find(|s| s.context.id == job.source_id) else {
+        return Err(JobError::permanent(format!(
+            "source {} is not configured in this process",
+            job.source_id
+        )));
+    };
+    let tenant = &shared.tenant;
+    let store_error = |e: StoreError| job_error(e.is_retryable(), e);
+    let claim = shared.store.get_claim(tenant, &job.claim_id).await.map_err(store_error)?;
+    let file = match source.context.source.stat(&claim.path).await {
+        Ok(file) => file,
+        Err(SourceError::NotFound { .. }) => {
+            // Gone before it was imported (or after, when the job is re-delivered after the move).
+            supersede(shared, &claim, "the file is gone").await;
+            bump(&shared.stats.skipped);
+            return Ok(());
+        }
+        Err(e) => return Err(job_error(e.is_retryable(), e)),
+    };
+    let import = FileImport {
+        store: &shared.store,
+        tenant,
+        source: &source.context,
+        templates: &source.templates,
+        client: shared.client.clone(),
+        file: &file,
+        options: &shared.options,
+        cancel: shared.abort.clone(),
+    };
+    match import_source_file(import).await {
+        Ok(FileOutcome::Imported { run, placement, .. }) => {
+            bump(&shared.stats.imported);
+            tracing::info!(path = %file.path, run = %run.meta.id, status = run.body.status.as_str(), ?placement, "file imported");
+            if run.body.claim_id.as_deref() != Some(claim.meta.id.as_str()) {
+                supersede(shared, &claim, "its content changed before the import").await;
+            }
+            Ok(())
+        }
+        Ok(FileOutcome::Unmatched { run, placement }) => {
+            bump(&shared.stats.unmatched);
+            tracing::info!(path = %file.path, run = %run.meta.id, ?placement, "file unmatched");
+            Ok(())
+        }
+        Ok(FileOutcome::Skipped { reason, claim_id, .. }) => {
+            bump(&shared.stats.skipped);
+            tracing::info!(path = %file.path, ?reason, "nothing to import");
+            if reason != SkipReason::AlreadyImported || claim_id.as_deref() != Some(&claim.meta.id)
+            {
+                supersede(shared, &claim, "the file changed before the import").await;
+            }
+            Ok(())
+        }
+        Err(e @ RunnerError::Cancelled { .. }) => Err(JobError::retryable(e)),
+        Err(e) => Err(job_error(e.is_retryable(), e)),
+    }
+}
+
+/// Ends a claim that will never be imported (its file changed or went away) as `failed`, when it
+/// is still only `claimed`; a newer version of the file gets its own claim.
+async fn supersede(shared: &Shared, claim: &FileClaim, why: &str) {
+    let Ok(current) = shared.store.get_claim(&shared.tenant, &claim.meta.id).await else { return };
+    if current.state != ClaimState::Claimed {
+        return;
+    }
+    tracing::info!(claim = %claim.meta.id, path = %claim.path, why, "claim superseded");
+    if let Err(e) =
+        shared.store.set_claim_state(&shared.tenant, &claim.meta.id, ClaimState::Failed, None).await
+    {
+        tracing::warn!(claim = %claim.meta.id, error = %e, "cannot mark the claim failed");
+    }
+}
