@@ -90,6 +90,8 @@ pub(crate) enum OutputFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo's report is its interface; engine progress lines would only clutter it.
+    init_logging(matches!(cli.command, Command::Demo(_)));
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Check(args) => run_check(&args),
@@ -106,6 +108,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Log lines to stderr, filtered by `RUST_LOG` (default: warnings, and info from intake itself
+/// unless `quiet`).
+fn init_logging(quiet: bool) {
+    let default = if quiet {
+        "warn"
+    } else {
+        "warn,intake=info,intake_engine=info,intake_sources=info,intake_api=info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .try_init();
 }
 
 fn print_schema() -> anyhow::Result<()> {

@@ -56,35 +56,32 @@ pub enum RowOutcome<'a> {
     Rejected(&'a RejectedRow),
 }
 
-/// A file opened for parse → map → validate.
-pub struct FilePipeline<R: Read> {
-    reader: CsvReader<R>,
+/// A template's mapping and validation, compiled for one set of columns: a record in, a valid
+/// row or its errors out. It is what [`FilePipeline`] runs on every record of a file, and what a
+/// retry of a corrected rejected record runs on that one record.
+pub struct RowProcessor {
     mapping: MappingChain,
     validator: RowValidator,
     locale: Locale,
-    record: Record,
-    row: Row,
-    rejected: RejectedRow,
 }
 
-impl<R: Read> FilePipeline<R> {
-    /// Opens `input` (named `source_name` in errors) for `template`: reads the header, then
-    /// compiles the mapping and validation for its columns, reporting every problem at once.
-    pub fn open(template: &Template, source_name: &str, input: R) -> Result<Self, PipelineError> {
-        let template_error =
-            |problems| PipelineError::Template { source_name: source_name.to_owned(), problems };
+impl RowProcessor {
+    /// Compiles `template`'s mapping and validation for records with `columns`, reporting every
+    /// problem at once (a mapping that names a column not in `columns` is one).
+    pub fn from_template(
+        template: &Template,
+        columns: &[String],
+    ) -> Result<Self, Vec<TemplateProblem>> {
         let unsupported = template.unsupported();
         if !unsupported.is_empty() {
-            return Err(template_error(unsupported));
+            return Err(unsupported);
         }
-        let options = template.csv_options().map_err(template_error)?;
-        let reader = CsvReader::new(source_name, input, options)?;
         let mut problems = Vec::new();
         let mapping = MappingChain::build(
             &template.mapping,
             &template.field_mapping,
             &template.default_values,
-            reader.columns(),
+            columns,
         );
         let mapping = match mapping {
             Ok(mapping) => Some(mapping),
@@ -105,15 +102,76 @@ impl<R: Read> FilePipeline<R> {
                 })),
             }
         }
-        let (Some(mapping), Some(validator)) = (mapping, validator) else {
-            return Err(template_error(problems));
-        };
-        let row = Row::new(mapping.shape().clone());
+        match (mapping, validator) {
+            (Some(mapping), Some(validator)) => Ok(Self { mapping, validator, locale }),
+            _ => Err(problems),
+        }
+    }
+
+    /// The locale messages are rendered in.
+    pub fn locale(&self) -> Locale {
+        self.locale
+    }
+
+    /// An empty row of the mapped shape, to reuse with [`RowProcessor::process_into`].
+    pub fn new_row(&self) -> Row {
+        Row::new(self.mapping.shape().clone())
+    }
+
+    /// Maps and validates `record` into `row` (numbered like the record), appending every error
+    /// to `errors`; `true` when the row is valid.
+    pub fn process_into(&self, record: &Record, row: &mut Row, errors: &mut Vec<RowError>) -> bool {
+        row.set_row_number(record.row_number());
+        match self.mapping.apply(record, row) {
+            Ok(()) => self.validator.validate(row, errors),
+            Err(mapping_errors) => {
+                errors.extend(mapping_errors.iter().map(|e| RowError {
+                    layer: Layer::Mapping,
+                    field: Some(e.field.clone()),
+                    rule: e.rule().to_owned(),
+                    message: e.message(self.locale),
+                    value: Some(Value::String(e.value.clone())),
+                }));
+                false
+            }
+        }
+    }
+
+    /// Maps and validates one record: the valid row, or every error found.
+    pub fn process(&self, record: &Record) -> Result<Row, Vec<RowError>> {
+        let mut row = self.new_row();
+        let mut errors = Vec::new();
+        if self.process_into(record, &mut row, &mut errors) { Ok(row) } else { Err(errors) }
+    }
+}
+
+/// A file opened for parse → map → validate.
+pub struct FilePipeline<R: Read> {
+    reader: CsvReader<R>,
+    processor: RowProcessor,
+    record: Record,
+    row: Row,
+    rejected: RejectedRow,
+}
+
+impl<R: Read> FilePipeline<R> {
+    /// Opens `input` (named `source_name` in errors) for `template`: reads the header, then
+    /// compiles the mapping and validation for its columns, reporting every problem at once.
+    pub fn open(template: &Template, source_name: &str, input: R) -> Result<Self, PipelineError> {
+        let template_error =
+            |problems| PipelineError::Template { source_name: source_name.to_owned(), problems };
+        let unsupported = template.unsupported();
+        if !unsupported.is_empty() {
+            return Err(template_error(unsupported));
+        }
+        let options = template.csv_options().map_err(template_error)?;
+        let reader = CsvReader::new(source_name, input, options)?;
+        let processor =
+            RowProcessor::from_template(template, reader.columns()).map_err(template_error)?;
+        let row = processor.new_row();
         Ok(Self {
             reader,
-            mapping,
-            validator,
-            locale,
+            processor,
             record: Record::new(),
             row,
             rejected: RejectedRow { row_number: 0, original_data: Map::new(), errors: Vec::new() },
@@ -143,29 +201,19 @@ impl<R: Read> FilePipeline<R> {
                     layer: Layer::Parse,
                     field: None,
                     rule: error.kind.rule().to_owned(),
-                    message: error.kind.message(self.locale),
+                    message: error.kind.message(self.processor.locale),
                     value: None,
                 });
                 Ok(Some(RowOutcome::Rejected(&self.rejected)))
             }
             ReadOutcome::Record => {
-                self.row.set_row_number(self.record.row_number());
                 self.rejected.errors.clear();
-                match self.mapping.apply(&self.record, &mut self.row) {
-                    Ok(()) => {
-                        if self.validator.validate(&self.row, &mut self.rejected.errors) {
-                            return Ok(Some(RowOutcome::Valid(&self.row)));
-                        }
-                    }
-                    Err(errors) => {
-                        self.rejected.errors.extend(errors.iter().map(|e| RowError {
-                            layer: Layer::Mapping,
-                            field: Some(e.field.clone()),
-                            rule: e.rule().to_owned(),
-                            message: e.message(self.locale),
-                            value: Some(Value::String(e.value.clone())),
-                        }));
-                    }
+                if self.processor.process_into(
+                    &self.record,
+                    &mut self.row,
+                    &mut self.rejected.errors,
+                ) {
+                    return Ok(Some(RowOutcome::Valid(&self.row)));
                 }
                 self.rejected.row_number = self.record.row_number();
                 self.rejected.original_data =

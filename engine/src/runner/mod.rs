@@ -65,6 +65,7 @@
 //! Not here: retries with backoff (the job queue), polling (the poller), alerts.
 
 mod placement;
+mod retry;
 mod snapshot;
 mod tally;
 
@@ -81,6 +82,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use placement::Placement;
+pub use retry::{RecordRetry, RecordsRetry, RetryOutcome, RetryReport, retry_rejected_records};
 
 use crate::import::{ImportError, import_file};
 use crate::m2m::ApiClient;

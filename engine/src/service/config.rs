@@ -9,6 +9,9 @@
 //! path = "intake.jobs.sqlite"         # the job queue (its own SQLite file)
 //! import_concurrency = 2              # ImportFile jobs run at once in this process
 //! shutdown_grace_seconds = 30         # after SIGTERM, how long in-flight imports may finish
+//! heartbeat_seconds = 10              # how often a worker records that it is alive (≥ 1)
+//! missed_heartbeats = 3               # silent heartbeats before a worker's jobs are re-queued
+//! max_attempts = 5                    # attempts per job (a crashed attempt counts as one)
 //!
 //! [platform]
 //! url = "http://127.0.0.1:8080"       # the platform API (token endpoint: <url>/auth/token)
@@ -40,7 +43,8 @@
 //!   `error_folder` over the file's own values (so one template file serves several sources).
 //! - **Environment overrides**: `INTAKE_<SECTION>_<KEY>` replaces a scalar setting:
 //!   `INTAKE_STATE_PATH`, `INTAKE_JOBS_PATH`, `INTAKE_JOBS_IMPORT_CONCURRENCY`,
-//!   `INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS`, `INTAKE_PLATFORM_URL`, `INTAKE_PLATFORM_CLIENT_ID`,
+//!   `INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS`, `INTAKE_JOBS_HEARTBEAT_SECONDS`,
+//!   `INTAKE_JOBS_MISSED_HEARTBEATS`, `INTAKE_JOBS_MAX_ATTEMPTS`, `INTAKE_PLATFORM_URL`, `INTAKE_PLATFORM_CLIENT_ID`,
 //!   `INTAKE_PLATFORM_KID`, `INTAKE_PLATFORM_KEY_CREDENTIAL`, `INTAKE_PLATFORM_TENANT_ID`.
 //!   Sources are not overridable from the environment.
 //! - **Secrets**: the client key is only ever a credential reference (`env:VAR`, `file:/path`,
@@ -50,10 +54,12 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::jobs::QueueConfig;
 use crate::template::PostProcessPolicy;
 
 /// The whole configuration file.
@@ -107,6 +113,18 @@ pub struct JobsConfig {
     /// cancelled and handed back to the queue (resumed by the next start). Default 30.
     #[serde(default = "default_shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
+    /// How often each worker records that it is alive, in seconds (at least 1). Default 10.
+    #[serde(default = "default_heartbeat_seconds")]
+    pub heartbeat_seconds: u64,
+    /// Heartbeats a worker may miss before it counts as dead and the jobs it held (a killed
+    /// process's imports) are handed to a live worker: the *orphan timeout* is
+    /// `heartbeat_seconds × missed_heartbeats`. Default 3 (30 s).
+    #[serde(default = "default_missed_heartbeats")]
+    pub missed_heartbeats: usize,
+    /// Attempts a job gets in all, first run included; an attempt whose process died (and was
+    /// re-delivered after the orphan timeout) counts as one. Default 5.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: usize,
 }
 
 impl Default for JobsConfig {
@@ -115,6 +133,21 @@ impl Default for JobsConfig {
             path: default_jobs_path(),
             import_concurrency: default_import_concurrency(),
             shutdown_grace_seconds: default_shutdown_grace_seconds(),
+            heartbeat_seconds: default_heartbeat_seconds(),
+            missed_heartbeats: default_missed_heartbeats(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+impl JobsConfig {
+    /// The job queue's settings: these over [`QueueConfig::default`].
+    pub fn queue_config(&self) -> QueueConfig {
+        QueueConfig {
+            heartbeat_interval: Duration::from_secs(self.heartbeat_seconds),
+            missed_heartbeats: self.missed_heartbeats,
+            max_attempts: self.max_attempts,
+            ..QueueConfig::default()
         }
     }
 }
@@ -129,6 +162,18 @@ fn default_import_concurrency() -> usize {
 
 fn default_shutdown_grace_seconds() -> u64 {
     30
+}
+
+fn default_heartbeat_seconds() -> u64 {
+    10
+}
+
+fn default_missed_heartbeats() -> usize {
+    3
+}
+
+fn default_max_attempts() -> usize {
+    5
 }
 
 /// `[platform]`: where and as whom rows are written.
@@ -292,11 +337,14 @@ const LATER_SOURCE_TYPES: [&str; 4] = ["sftp", "s3", "email_inbox", "http_pull"]
 pub const SUPPORTED_SOURCE_TYPES: [&str; 1] = ["watched_directory"];
 
 /// The scalar settings `INTAKE_<SECTION>_<KEY>` can replace.
-pub const ENV_OVERRIDES: [&str; 9] = [
+pub const ENV_OVERRIDES: [&str; 12] = [
     "INTAKE_STATE_PATH",
     "INTAKE_JOBS_PATH",
     "INTAKE_JOBS_IMPORT_CONCURRENCY",
     "INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS",
+    "INTAKE_JOBS_HEARTBEAT_SECONDS",
+    "INTAKE_JOBS_MISSED_HEARTBEATS",
+    "INTAKE_JOBS_MAX_ATTEMPTS",
     "INTAKE_PLATFORM_URL",
     "INTAKE_PLATFORM_CLIENT_ID",
     "INTAKE_PLATFORM_KID",
@@ -339,6 +387,21 @@ impl ServiceConfig {
                 "INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS" => {
                     if let Some(n) = number(&mut problems) {
                         self.jobs.shutdown_grace_seconds = n;
+                    }
+                }
+                "INTAKE_JOBS_HEARTBEAT_SECONDS" => {
+                    if let Some(n) = number(&mut problems) {
+                        self.jobs.heartbeat_seconds = n;
+                    }
+                }
+                "INTAKE_JOBS_MISSED_HEARTBEATS" => {
+                    if let Some(n) = number(&mut problems) {
+                        self.jobs.missed_heartbeats = usize::try_from(n).unwrap_or(usize::MAX);
+                    }
+                }
+                "INTAKE_JOBS_MAX_ATTEMPTS" => {
+                    if let Some(n) = number(&mut problems) {
+                        self.jobs.max_attempts = usize::try_from(n).unwrap_or(usize::MAX);
                     }
                 }
                 "INTAKE_PLATFORM_URL" => self.platform.url = value,
@@ -406,6 +469,15 @@ impl ServiceConfig {
         }
         if self.jobs.import_concurrency == 0 {
             problems.push("jobs.import_concurrency: must be at least 1".to_owned());
+        }
+        for (field, zero) in [
+            ("jobs.heartbeat_seconds", self.jobs.heartbeat_seconds == 0),
+            ("jobs.missed_heartbeats", self.jobs.missed_heartbeats == 0),
+            ("jobs.max_attempts", self.jobs.max_attempts == 0),
+        ] {
+            if zero {
+                problems.push(format!("{field}: must be at least 1"));
+            }
         }
         if self.platform.key_credential.contains("PRIVATE KEY") {
             problems.push(
@@ -508,6 +580,25 @@ mod tests {
             ])
             .unwrap_err();
         assert_eq!(problems.len(), 2);
+    }
+
+    #[test]
+    fn heartbeat_and_attempts_reach_the_queue_and_zero_is_refused() {
+        let config = ServiceConfig::from_toml("x.toml", MINIMAL).unwrap();
+        assert_eq!(config.jobs.queue_config(), QueueConfig::default());
+        let text = MINIMAL.replace(
+            "[platform]",
+            "[jobs]\nheartbeat_seconds = 1\nmissed_heartbeats = 2\nmax_attempts = 9\n[platform]",
+        );
+        let mut config = ServiceConfig::from_toml("x.toml", &text).unwrap();
+        let queue = config.jobs.queue_config();
+        assert_eq!(queue.orphan_timeout(), Duration::from_secs(2));
+        assert_eq!(queue.max_attempts, 9);
+        config
+            .apply_env([("INTAKE_JOBS_HEARTBEAT_SECONDS", "0"), ("INTAKE_JOBS_MAX_ATTEMPTS", "0")])
+            .unwrap();
+        let problems = config.validate().unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
     }
 
     #[test]

@@ -31,6 +31,9 @@
 //!    (fresh, or left by a crash). The runner hence marks every run `resumed` in its timings;
 //!    counts are unaffected (nothing was recorded before). A claim whose file is gone or changed
 //!    before its import is marked `failed` (the new version gets its own claim).
+//! 5. **Retrying rejected records.** A [`RetryRejectedRecords`] job (one at a time) runs its
+//!    corrected records through [`retry_rejected_records`] with every template this process
+//!    serves; a record the platform did not take stays `corrected` and the job is retried.
 //!
 //! # Crashes and restarts
 //! After a crash, the unfinished file is still at its path: the poller sees it again, finds its
@@ -65,11 +68,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::import::{required_scopes, writer_config};
-use crate::jobs::{ImportFile, JobError, JobQueue, JobQueueError, QueueConfig, Workers};
+use crate::jobs::{ImportFile, JobError, JobQueue, JobQueueError, RetryRejectedRecords, Workers};
 use crate::m2m::{ApiClient, ClientConfig, ClientCredentials, TokenManager, load_signing_key};
 use crate::runner::{
-    FileImport, FileOutcome, RunnerError, RunnerOptions, SkipReason, SourceContext,
-    import_source_file,
+    FileImport, FileOutcome, RecordsRetry, RunnerError, RunnerOptions, SkipReason, SourceContext,
+    import_source_file, retry_rejected_records,
 };
 use crate::store::{
     ClaimOutcome, ClaimState, Collection, Document, FileClaim, ListQuery, NewFileClaim, Store,
@@ -272,7 +275,7 @@ impl Service {
             create_parent(path)?;
         }
         let store = Store::open(&config.state.path).await?;
-        let queue = match JobQueue::open(&config.jobs.path, QueueConfig::default()).await {
+        let queue = match JobQueue::open(&config.jobs.path, config.jobs.queue_config()).await {
             Ok(queue) => queue,
             Err(e) => {
                 store.close().await;
@@ -348,7 +351,16 @@ async fn serve(
             async move { import_job(&shared, job).await }
         }
     };
-    let workers = Workers::new(queue).import_file(config.jobs.import_concurrency, handler);
+    let retry_handler = {
+        let shared = shared.clone();
+        move |job: RetryRejectedRecords| {
+            let shared = shared.clone();
+            async move { retry_job(&shared, job).await }
+        }
+    };
+    let workers = Workers::new(queue)
+        .import_file(config.jobs.import_concurrency, handler)
+        .retry_rejected_records(RETRY_CONCURRENCY, retry_handler);
     let running = workers.run(shutdown.clone());
     tokio::pin!(running);
     let grace = Duration::from_secs(config.jobs.shutdown_grace_seconds);
@@ -790,6 +802,50 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
         Err(e @ RunnerError::Cancelled { .. }) => Err(JobError::retryable(e)),
         Err(e) => Err(job_error(e.is_retryable(), e)),
     }
+}
+
+// ---- retrying rejected records ----------------------------------------------------------------
+
+/// `RetryRejectedRecords` jobs run at once (each retries its records one after the other).
+const RETRY_CONCURRENCY: usize = 1;
+
+/// The `RetryRejectedRecords` handler: the records through [`retry_rejected_records`] with every
+/// template this process serves. Records refused or still invalid are outcomes (recorded on the
+/// records); a store failure, or a record the platform did not take, is retried by the queue.
+async fn retry_job(shared: &Shared, job: RetryRejectedRecords) -> Result<(), JobError> {
+    if job.tenant_id != shared.tenant {
+        return Err(JobError::permanent(format!(
+            "tenant {} is not served by this process (it serves {})",
+            job.tenant_id, shared.tenant
+        )));
+    }
+    let templates: Vec<Template> =
+        shared.sources.iter().flat_map(|s| s.templates.iter().cloned()).collect();
+    let retry = RecordsRetry {
+        store: &shared.store,
+        tenant: &shared.tenant,
+        record_ids: &job.record_ids,
+        templates: &templates,
+        client: shared.client.clone(),
+        cancel: shared.abort.clone(),
+    };
+    let report = retry_rejected_records(retry).await.map_err(|e| job_error(e.is_retryable(), e))?;
+    tracing::info!(
+        retried = report.retried(),
+        still_pending = report.still_pending(),
+        refused = report.refused(),
+        not_written = report.not_written(),
+        "rejected records retried"
+    );
+    if report.not_written() > 0 {
+        return Err(JobError::retryable(format!(
+            "{} of {} corrected record(s) could not be written; they stay corrected: {}",
+            report.not_written(),
+            report.records.len(),
+            report.to_json()["records"]
+        )));
+    }
+    Ok(())
 }
 
 /// Ends a claim that will never be imported (its file changed or went away) as `failed`, when it

@@ -1,0 +1,360 @@
+//! Retrying rejected records an operator corrected: the body of the "retry rejected records" job.
+//!
+//! [`retry_rejected_records`] takes each record whose status is `corrected` and runs its
+//! `corrected_data` through the same steps an import runs a row through:
+//!
+//! 1. **Source row.** `corrected_data` is the row as it came, corrected — column → text, like
+//!    `original_data` (a number or boolean the operator typed is taken as its text, `null` as an
+//!    empty cell). It becomes a [`Record`] with the file's row number, its keys are the columns.
+//! 2. **Map and validate** with the record's template ([`RowProcessor`], the compiled mapping and
+//!    validation [`FilePipeline`](crate::pipeline::FilePipeline) runs on every row of a file). A
+//!    template that cannot run on these columns (a column the mapping needs is missing) is a
+//!    row error too: the correction has to supply it.
+//! 3. **Write** the valid row through a [`RowWriter`] with the template's write settings. Its run
+//!    key is derived from the record's id and its revision (which changes with every correction),
+//!    so trying the same correction again — a re-delivered job, a crash between the write and the
+//!    status change — re-sends the same `Idempotency-Key` and writes nothing twice. The row's key
+//!    (`<run key>:<row number>`) is recorded with `record_written_keys` once written, and a key
+//!    found there is not written again. No [`FileVerdict`](crate::m2m::writer::FileVerdict) is
+//!    sent, so a `sync` template never deletes anything for a single retried row.
+//! 4. **Status**, with a history row, guarded by the revision read in step 1: written →
+//!    `retried`; refused by validation or by the API (422) → back to `pending` with the fresh
+//!    errors as `validation_errors` (the correction is kept). A record changed meanwhile is left
+//!    to its new state.
+//!
+//! A record that is not `corrected` (no `corrected_data`, already retried, discarded) or whose
+//! template is not available is refused with the reason and left unchanged. A row the writer
+//! could not attempt (the platform failed, the retry was cancelled) is not the data's fault: the
+//! record stays `corrected` and the report says why, so the job can try again.
+
+use intake_parsers::{Layer, Record, RowError};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::tally::{errors_json, row_key};
+use super::template_key;
+use crate::import::writer_config;
+use crate::m2m::ApiClient;
+use crate::m2m::writer::{RowWriteOutcome, RowWriter, ValidRow, run_key};
+use crate::pipeline::RowProcessor;
+use crate::store::{RejectedRecord, RejectedStatus, Store, StoreError};
+use crate::template::Template;
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RetryOutcome {
+    /// Written; the record is `retried`.
+    Retried {
+        /// What the writer did (`created`, `updated`, `deleted`, `unchanged`), or
+        /// `already_written` when an earlier attempt of this correction had written it.
+        effect: String,
+        /// The platform record, when there is one.
+        id: Option<String>,
+    },
+    /// The correction was refused again (mapping, validation or the API); the record is back to
+    /// `pending` with these errors.
+    StillPending {
+        /// The fresh errors.
+        errors: Vec<RowError>,
+    },
+    /// Not retried, and not changed: not `corrected`, its template is not available, or it
+    /// changed during the retry.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The row could not be written through no fault of its own (the platform failed, the retry
+    /// was cancelled); the record stays `corrected` and can be retried.
+    NotWritten {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One record's retry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordRetry {
+    /// The rejected record.
+    pub record_id: String,
+    /// What became of it.
+    #[serde(flatten)]
+    pub outcome: RetryOutcome,
+}
+
+/// What a retry did, record by record in the order asked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RetryReport {
+    /// One entry per record id asked for.
+    pub records: Vec<RecordRetry>,
+}
+
+impl RetryReport {
+    /// The outcome for `record_id`, if it was asked for.
+    pub fn outcome(&self, record_id: &str) -> Option<&RetryOutcome> {
+        self.records.iter().find(|r| r.record_id == record_id).map(|r| &r.outcome)
+    }
+
+    /// Records now `retried`.
+    pub fn retried(&self) -> usize {
+        self.count(|o| matches!(o, RetryOutcome::Retried { .. }))
+    }
+
+    /// Records back to `pending` with fresh errors.
+    pub fn still_pending(&self) -> usize {
+        self.count(|o| matches!(o, RetryOutcome::StillPending { .. }))
+    }
+
+    /// Records refused and left unchanged.
+    pub fn refused(&self) -> usize {
+        self.count(|o| matches!(o, RetryOutcome::Refused { .. }))
+    }
+
+    /// Records left `corrected` because they could not be written; worth another attempt.
+    pub fn not_written(&self) -> usize {
+        self.count(|o| matches!(o, RetryOutcome::NotWritten { .. }))
+    }
+
+    /// The report as one JSON object: the counts and every record's outcome.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "retried": self.retried(),
+            "still_pending": self.still_pending(),
+            "refused": self.refused(),
+            "not_written": self.not_written(),
+            "records": self.records,
+        })
+    }
+
+    fn count(&self, wanted: impl Fn(&RetryOutcome) -> bool) -> usize {
+        self.records.iter().filter(|r| wanted(&r.outcome)).count()
+    }
+}
+
+/// Everything one retry needs.
+#[derive(Debug)]
+pub struct RecordsRetry<'a> {
+    /// The state store.
+    pub store: &'a Store,
+    /// The tenant owning the records.
+    pub tenant: &'a str,
+    /// The records to retry.
+    pub record_ids: &'a [String],
+    /// The templates the records may refer to (found by their store id, as
+    /// [`template_key`] gives it).
+    pub templates: &'a [Template],
+    /// The platform client rows are written through.
+    pub client: ApiClient,
+    /// Stops the retry: records not yet written are [`RetryOutcome::NotWritten`].
+    pub cancel: CancellationToken,
+}
+
+/// Retries each record of `job`; see the module documentation. Only a store failure is an `Err`
+/// (what was done before it is durable; running the same retry again is safe).
+pub async fn retry_rejected_records(job: RecordsRetry<'_>) -> Result<RetryReport, StoreError> {
+    let mut report = RetryReport::default();
+    for id in job.record_ids {
+        let outcome = retry_one(&job, id).await?;
+        match &outcome {
+            RetryOutcome::Refused { reason } | RetryOutcome::NotWritten { reason } => {
+                tracing::info!(record = %id, reason = %reason, "rejected record not retried");
+            }
+            RetryOutcome::StillPending { errors } => {
+                tracing::info!(record = %id, errors = errors.len(), "corrected record still invalid");
+            }
+            RetryOutcome::Retried { effect, .. } => {
+                tracing::info!(record = %id, effect = %effect, "corrected record retried");
+            }
+        }
+        report.records.push(RecordRetry { record_id: id.clone(), outcome });
+    }
+    Ok(report)
+}
+
+fn refused(reason: impl Into<String>) -> RetryOutcome {
+    RetryOutcome::Refused { reason: reason.into() }
+}
+
+async fn retry_one(job: &RecordsRetry<'_>, id: &str) -> Result<RetryOutcome, StoreError> {
+    let record = match job.store.get_rejected_record(job.tenant, id).await {
+        Ok(record) => record,
+        Err(StoreError::NotFound { .. }) => {
+            return Ok(refused(format!("rejected record {id} not found")));
+        }
+        Err(e) => return Err(e),
+    };
+    let status = record.body.status;
+    let Some(corrected) = record.body.corrected_data.as_ref() else {
+        return Ok(refused(format!(
+            "rejected record {id} has no corrected_data (status {}): correct it before retrying",
+            status.as_str()
+        )));
+    };
+    if status != RejectedStatus::Corrected {
+        return Ok(refused(format!(
+            "rejected record {id} is {}, not corrected: only a corrected record is retried",
+            status.as_str()
+        )));
+    }
+    let Some(cells) = corrected.as_object() else {
+        return Ok(refused(format!(
+            "the corrected_data of rejected record {id} is not an object of column → text"
+        )));
+    };
+    let template_id = &record.body.template_id;
+    let Some(template) = job.templates.iter().find(|t| &template_key(t) == template_id) else {
+        return Ok(refused(format!(
+            "template {template_id} of rejected record {id} is not available"
+        )));
+    };
+    if job.cancel.is_cancelled() {
+        return Ok(RetryOutcome::NotWritten { reason: "the retry was cancelled".into() });
+    }
+
+    let row_number = record.body.row_number;
+    let row = match map_and_validate(template, row_number, cells) {
+        Ok(row) => row,
+        Err(errors) => return back_to_pending(job, &record, errors).await,
+    };
+
+    let key =
+        run_key(template_id, &format!("rejected-record {id} revision {}", record.meta.revision_id));
+    let written_key = row_key(&key, row_number);
+    let known = job.store.written_keys(job.tenant, template_id, std::slice::from_ref(&written_key));
+    if known.await?.contains(&written_key) {
+        let outcome = RetryOutcome::Retried { effect: "already_written".into(), id: None };
+        return mark_retried(job, &record, outcome).await;
+    }
+    let outcome = match write(job, template, key, row_number, row).await {
+        Ok(outcome) => outcome,
+        Err(reason) => return Ok(RetryOutcome::NotWritten { reason }),
+    };
+    let (effect, platform_id) = match outcome {
+        RowWriteOutcome::Created { id, .. } => ("created", Some(id)),
+        RowWriteOutcome::Updated { id, .. } => ("updated", Some(id)),
+        RowWriteOutcome::Deleted { id, .. } => ("deleted", Some(id)),
+        RowWriteOutcome::Unchanged { id, .. } => ("unchanged", id),
+        RowWriteOutcome::Rejected { errors, .. } => {
+            return back_to_pending(job, &record, errors).await;
+        }
+        RowWriteOutcome::NotAttempted { reason, .. } => {
+            return Ok(RetryOutcome::NotWritten { reason });
+        }
+    };
+    job.store
+        .record_written_keys(
+            job.tenant,
+            template_id,
+            Some(&record.body.import_run_id),
+            std::slice::from_ref(&written_key),
+        )
+        .await?;
+    let outcome = RetryOutcome::Retried { effect: effect.to_owned(), id: platform_id };
+    mark_retried(job, &record, outcome).await
+}
+
+/// The corrected row through the template's mapping and validation.
+fn map_and_validate(
+    template: &Template,
+    row_number: u64,
+    cells: &Map<String, Value>,
+) -> Result<Map<String, Value>, Vec<RowError>> {
+    let columns: Vec<String> = cells.keys().cloned().collect();
+    let record = Record::from_cells(row_number, cells.values().map(cell_text));
+    let processor = RowProcessor::from_template(template, &columns).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|problem| RowError {
+                layer: Layer::Mapping,
+                field: None,
+                rule: "template_columns".to_owned(),
+                message: format!(
+                    "the template cannot map the corrected row ({problem}); the correction must \
+                     hold every column the file had"
+                ),
+                value: None,
+            })
+            .collect::<Vec<_>>()
+    })?;
+    processor.process(&record).map(|row| row.to_object())
+}
+
+/// A corrected cell as the text a file would have held.
+fn cell_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Writes one valid row with the template's write settings; its outcome, or why the writer
+/// gave none.
+async fn write(
+    job: &RecordsRetry<'_>,
+    template: &Template,
+    run_key: String,
+    row_number: u64,
+    data: Map<String, Value>,
+) -> Result<RowWriteOutcome, String> {
+    let writer = RowWriter::new(job.client.clone(), writer_config(template, run_key))
+        .map_err(|e| e.to_string())?;
+    let (row_tx, row_rx) = mpsc::channel(1);
+    let (outcome_tx, mut outcome_rx) = mpsc::channel(1);
+    // No verdict: a single row is never a complete file, so sync deletes nothing.
+    let (verdict_tx, verdict_rx) = oneshot::channel();
+    drop(verdict_tx);
+    row_tx.send(ValidRow { row_number, data }).await.map_err(|e| e.to_string())?;
+    drop(row_tx);
+    let report = writer.run(row_rx, verdict_rx, outcome_tx, job.cancel.child_token()).await;
+    match outcome_rx.recv().await {
+        Some(outcome) => Ok(outcome),
+        None => Err(report.failure.unwrap_or_else(|| "the writer reported no outcome".into())),
+    }
+}
+
+async fn mark_retried(
+    job: &RecordsRetry<'_>,
+    record: &RejectedRecord,
+    outcome: RetryOutcome,
+) -> Result<RetryOutcome, StoreError> {
+    let note = match &outcome {
+        RetryOutcome::Retried { effect, id: Some(id) } => format!("retried: {effect} {id}"),
+        RetryOutcome::Retried { effect, id: None } => format!("retried: {effect}"),
+        _ => "retried".to_owned(),
+    };
+    let changed = change_status(job, record, RejectedStatus::Retried, None, &note).await?;
+    Ok(changed.unwrap_or(outcome))
+}
+
+async fn back_to_pending(
+    job: &RecordsRetry<'_>,
+    record: &RejectedRecord,
+    errors: Vec<RowError>,
+) -> Result<RetryOutcome, StoreError> {
+    let note = format!("retry refused again: {} error(s)", errors.len());
+    let fresh = errors_json(&errors);
+    let changed = change_status(job, record, RejectedStatus::Pending, Some(fresh), &note).await?;
+    Ok(changed.unwrap_or(RetryOutcome::StillPending { errors }))
+}
+
+/// Moves the record as read, with a history row; `Some(refusal)` when it changed meanwhile.
+async fn change_status(
+    job: &RecordsRetry<'_>,
+    record: &RejectedRecord,
+    to: RejectedStatus,
+    errors: Option<Value>,
+    note: &str,
+) -> Result<Option<RetryOutcome>, StoreError> {
+    let id = &record.meta.id;
+    let revision = Some(record.meta.revision_id.as_str());
+    match job.store.set_rejected_status(job.tenant, id, revision, to, errors, Some(note)).await {
+        Ok(_) => Ok(None),
+        Err(e @ (StoreError::Conflict { .. } | StoreError::IllegalTransition { .. })) => {
+            Ok(Some(refused(format!("rejected record {id} changed during the retry: {e}"))))
+        }
+        Err(e) => Err(e),
+    }
+}
