@@ -207,7 +207,7 @@ fn write_rows(path: &Path) {
     fs::write(path, text).unwrap();
 }
 
-fn write_config(dir: &Path, url: &str, inbox: &Path) -> PathBuf {
+fn write_config(dir: &Path, url: &str, inbox: &Path, max_attempts: u32) -> PathBuf {
     let config = format!(
         r#"
 [state]
@@ -221,8 +221,8 @@ shutdown_grace_seconds = 10
 heartbeat_seconds = 1
 missed_heartbeats = 2
 # Every kill during the import costs the job one attempt (the default, 5, would end it failed
-# after the fifth kill): leave room for all of them.
-max_attempts = 30
+# after the fifth kill): the main test leaves room for all of them.
+max_attempts = {max_attempts}
 
 [platform]
 url = {url:?}
@@ -409,7 +409,7 @@ async fn serve_killed_with_sigkill_during_a_50000_row_import_loses_and_duplicate
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     fs::create_dir(&inbox).unwrap();
-    let config = write_config(dir.path(), &sandbox.url, &inbox);
+    let config = write_config(dir.path(), &sandbox.url, &inbox, 30);
     // Written beside the inbox and renamed in, so the poller never sees a partial file.
     let staged = dir.path().join(FILE_NAME);
     write_rows(&staged);
@@ -531,4 +531,87 @@ async fn serve_killed_with_sigkill_during_a_50000_row_import_loses_and_duplicate
     state.store.close().await;
     state.queue.close().await;
     println!("done in {:.0?}", started.elapsed());
+}
+
+/// The queue gives up on the import (`max_attempts = 1`, and the one attempt's process is
+/// SIGKILLed, so its re-delivery exceeds the attempts): the run must not stay `running` for ever.
+/// It ends `failed` with the job's reason, the claim `failed`, the file in the error folder; a
+/// restart imports nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_job_given_up_by_the_queue_ends_as_a_failed_run_with_the_reason() {
+    let sandbox = SandboxProcess::start();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    fs::create_dir(&inbox).unwrap();
+    let config = write_config(dir.path(), &sandbox.url, &inbox, 1);
+    let staged = dir.path().join(FILE_NAME);
+    write_rows(&staged);
+
+    let mut serve = ServeProcess::start(&config, dir.path(), 0);
+    fs::rename(&staged, inbox.join(FILE_NAME)).unwrap();
+    let state = State::open(dir.path(), &mut serve).await;
+    // Killed once the run is under way.
+    let job = wait_for_delivery(&mut serve, &state, None).await;
+    assert_eq!(job.state, JobState::Running, "{job:?}");
+    let deadline = Instant::now() + TIMEOUT;
+    while state.progress().await.0 == 0 {
+        serve.assert_running();
+        assert!(Instant::now() < deadline, "the import never started:\n{}", serve.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.kill_9();
+
+    // The next process gets the orphaned job back with no attempt left: the queue gives up, and
+    // the service ends the run.
+    let mut serve = ServeProcess::start(&config, dir.path(), 1);
+    let error = inbox.join("error");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        serve.assert_running();
+        let failed =
+            matches!(state.import_job().await, Some(JobRecord { state: JobState::Failed, .. }));
+        if failed && !files_in(&error).is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the given-up import never ended:\n{}", serve.output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(serve.terminate().code(), Some(0), "{}", serve.output());
+
+    let revision = given_up_state(&state, &inbox, "after the give-up").await;
+
+    // A restart changes nothing: no new run, the failed one untouched, the file left in error/.
+    let mut serve = ServeProcess::start(&config, dir.path(), 2);
+    let _ = State::open(dir.path(), &mut serve).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(serve.terminate().code(), Some(0), "{}", serve.output());
+    assert_eq!(
+        given_up_state(&state, &inbox, "after a restart").await,
+        revision,
+        "the failed run was written again"
+    );
+    state.store.close().await;
+    state.queue.close().await;
+}
+
+/// Checks the outcome of a given-up import; returns the run's revision.
+async fn given_up_state(state: &State, inbox: &Path, round: &str) -> String {
+    let job = state.import_job().await.unwrap();
+    assert_eq!(job.state, JobState::Failed, "{round}: {job:?}");
+    let reason = job.last_error.clone().unwrap();
+    let runs = state.runs().await;
+    assert_eq!(runs.len(), 1, "{round}: one run for the file: {runs:?}");
+    let run = &runs[0];
+    assert_eq!(run.body.status, RunStatus::Failed, "{round}: {run:?}");
+    let run_error = run.body.error.as_deref().unwrap_or_default();
+    assert!(run_error.contains("given up") && run_error.contains(&reason), "{run_error:?}");
+    let claim_id = run.body.claim_id.as_deref().unwrap();
+    assert_eq!(job.payload["claim_id"], claim_id);
+    let claim = state.store.get_claim(TENANT, claim_id).await.unwrap();
+    assert_eq!(claim.state, ClaimState::Failed, "{round}: {claim:?}");
+    assert_eq!(files_in(&inbox.join("error")), [FILE_NAME], "{round}");
+    assert_eq!(files_in(inbox), Vec::<String>::new(), "{round}");
+    assert_eq!(files_in(&inbox.join("completed")), Vec::<String>::new(), "{round}");
+    run.meta.revision_id.clone()
 }

@@ -25,7 +25,8 @@
 //!   retried with jittered exponential backoff ([`QueueConfig::backoff_min`] doubling up to
 //!   [`QueueConfig::backoff_max`]) until [`QueueConfig::max_attempts`] attempts were made; a
 //!   [`JobError::permanent`] failure is not retried. Either way the job ends
-//!   [`JobState::Failed`] with the reason, listed by [`JobQueue::failed_jobs`].
+//!   [`JobState::Failed`] with the reason, listed by [`JobQueue::failed_jobs`] (and, typed, by
+//!   [`JobQueue::given_up`], for the owner to end its own records of the job as failed).
 //! - **Crash safety**: every worker registers in the `Workers` table and heartbeats every
 //!   [`QueueConfig::heartbeat_interval`]. A job held by a worker that stopped heartbeating for
 //!   `heartbeat_interval × missed_heartbeats` (the *orphan timeout*, 30 s by default) is put back
@@ -308,6 +309,19 @@ pub struct JobRecord {
     pub payload: Value,
 }
 
+/// A job the queue gave up on ([`JobQueue::given_up`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GivenUpJob<J> {
+    /// The job's id.
+    pub id: String,
+    /// Its payload.
+    pub job: J,
+    /// Attempts made.
+    pub attempts: u64,
+    /// Why it failed (the last failure's reason).
+    pub reason: String,
+}
+
 /// The job queue: enqueue jobs and read their state. Cheap to clone (it shares one pool).
 #[derive(Debug, Clone)]
 pub struct JobQueue {
@@ -436,6 +450,37 @@ impl JobQueue {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(job_record).collect())
+    }
+
+    /// The jobs of `J`'s queue the queue gave up on (ended failed), oldest first, each with its
+    /// payload and the reason — for the owner to record the failure on its own state (e.g. end
+    /// the import run `failed`). Listed for ever: a consumer must be idempotent.
+    pub async fn given_up<J: Job>(&self) -> Result<Vec<GivenUpJob<J>>, JobQueueError> {
+        let rows = sqlx::query(concat!(
+            select_job!(),
+            " WHERE job_type = ? AND (status = 'Killed' OR (status = 'Failed' AND attempts >= \
+             max_attempts)) ORDER BY done_at, id"
+        ))
+        .bind(J::QUEUE)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut given_up = Vec::with_capacity(rows.len());
+        for record in rows.iter().map(job_record) {
+            match serde_json::from_value::<J>(record.payload.clone()) {
+                Ok(job) => given_up.push(GivenUpJob {
+                    reason: record.last_error.clone().unwrap_or_else(|| {
+                        format!("gave up after {} attempt(s); no reason recorded", record.attempts)
+                    }),
+                    id: record.id,
+                    attempts: record.attempts,
+                    job,
+                }),
+                Err(e) => {
+                    tracing::warn!(job = %record.id, queue = J::QUEUE, error = %e, "a failed job's payload cannot be read");
+                }
+            }
+        }
+        Ok(given_up)
     }
 
     /// Every job of one queue, oldest first (for tests and the operator view).

@@ -74,7 +74,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use intake_sources::{FileEntry, Source, SourceError};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
@@ -315,7 +315,8 @@ pub async fn import_source_file(job: FileImport<'_>) -> Result<FileOutcome, Runn
         },
     };
 
-    let existing = if resumed { unfinished_run(&job, &claim).await? } else { None };
+    let existing =
+        if resumed { unfinished_run(job.store, job.tenant, &claim).await? } else { None };
     let (run, template) = match existing {
         Some(run) => {
             let wanted = run.body.template_id.clone();
@@ -412,16 +413,17 @@ fn in_post_process_folder(job: &FileImport<'_>) -> bool {
 
 /// The run an earlier attempt started for this claim, if it is not final.
 async fn unfinished_run(
-    job: &FileImport<'_>,
+    store: &Store,
+    tenant: &str,
     claim: &FileClaim,
 ) -> Result<Option<ImportRun>, RunnerError> {
     if let Some(run_id) = &claim.run_id {
-        let run = job.store.get_run(job.tenant, run_id).await?;
+        let run = store.get_run(tenant, run_id).await?;
         return Ok((!run.body.status.is_final()).then_some(run));
     }
     // A crash between creating the run and recording it on the claim.
     let query = ListQuery::new().eq("claim_id", claim.meta.id.clone()).page(1, 100);
-    let runs = job.store.list(Collection::ImportRuns, job.tenant, &query).await?;
+    let runs = store.list(Collection::ImportRuns, tenant, &query).await?;
     for document in runs.items {
         let run: ImportRun = document.decode()?;
         if !run.body.status.is_final() {
@@ -429,6 +431,106 @@ async fn unfinished_run(
         }
     }
     Ok(None)
+}
+
+/// A claim whose import job the job queue gave up on (its attempts ran out, or it failed
+/// permanently): what [`fail_given_up_import`] needs.
+#[derive(Debug)]
+pub struct GivenUpImport<'a> {
+    /// The state store.
+    pub store: &'a Store,
+    /// The tenant the source belongs to.
+    pub tenant: &'a str,
+    /// The source of the claimed file.
+    pub source: &'a SourceContext,
+    /// The source's templates.
+    pub templates: &'a [Template],
+    /// The claim the job was importing.
+    pub claim_id: &'a str,
+    /// Why the queue gave up (the job's last failure).
+    pub reason: &'a str,
+}
+
+/// Ends the import of a claim whose job was given up: its unfinished run (one is created if the
+/// job never got that far) ends `failed` with the job's reason, the claim `failed`, and the file
+/// is post-processed per the run's template (`move`: to its `error_folder`, planned in the run's
+/// `timings.post_process` like any failed run, so a crash before the move is completed by the
+/// poller). Returns the failed run and where the file is, or `None` when the claim is already
+/// final (so calling it again does nothing).
+pub async fn fail_given_up_import(
+    job: GivenUpImport<'_>,
+) -> Result<Option<(ImportRun, Placement)>, RunnerError> {
+    let claim = job.store.get_claim(job.tenant, job.claim_id).await?;
+    if !matches!(claim.state, ClaimState::Claimed | ClaimState::Importing) {
+        return Ok(None);
+    }
+    let run = match unfinished_run(job.store, job.tenant, &claim).await? {
+        Some(run) => run,
+        None => {
+            let template = matcher::select(job.templates, &claim.path).map(|s| s.template);
+            let new = NewImportRun {
+                source_id: Some(job.source.id.clone()),
+                template_id: template.map(template_key),
+                claim_id: Some(claim.meta.id.clone()),
+                source_name: Some(claim.path.clone()),
+            };
+            job.store.create_run(job.tenant, &new).await?
+        }
+    };
+    let template = run
+        .body
+        .template_id
+        .as_deref()
+        .and_then(|id| job.templates.iter().find(|t| template_key(t) == id));
+    let error_folder = template
+        .filter(|t| t.post_process_policy == PostProcessPolicy::Move)
+        .and_then(|t| t.error_folder.as_deref())
+        .and_then(placement::normalized);
+    let wants_move = error_folder.is_some();
+    // Moved only if the file at the path is still the claimed version.
+    let source = job.source.source.as_ref();
+    let file = match source.stat(&claim.path).await {
+        Ok(current)
+            if current.size == claim.size
+                && current.version.as_deref().unwrap_or_default()
+                    == claim.version.as_deref().unwrap_or_default()
+                && current.modified.map(|m| DateTime::<Utc>::from(m).trunc_subsecs(6))
+                    == claim.modified =>
+        {
+            Some(current)
+        }
+        Ok(_) | Err(SourceError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let plan = match (&file, error_folder) {
+        (Some(file), Some(folder)) => Some(placement::plan(source, file, &folder).await?),
+        _ => None,
+    };
+    let mut timings = match &run.body.timings {
+        Value::Object(map) => Value::Object(map.clone()),
+        _ => json!({}),
+    };
+    timings["post_process"] = plan.as_ref().map_or(json!({"policy": "keep"}), PlannedMove::to_json);
+    timings["given_up"] = json!(true);
+    let error = format!("the import job was given up: {}", job.reason);
+    tracing::warn!(claim = %claim.meta.id, run = %run.meta.id, path = %claim.path, %error, "import ended failed");
+    let outcome = RunOutcome {
+        status: RunStatus::Failed,
+        counts: run.body.counts,
+        timings,
+        error: Some(error),
+    };
+    let run = job.store.finish_run(job.tenant, &run.meta.id, &outcome, &[]).await?;
+    let placement = match (&file, &plan) {
+        (Some(file), Some(plan)) => {
+            placement::carry_out(source, file, &claim.content_sha256, plan).await?
+        }
+        (None, _) if wants_move => {
+            Placement::LeftInPlace { reason: "the file is gone or changed".into() }
+        }
+        _ => Placement::Kept,
+    };
+    Ok(Some((run, placement)))
 }
 
 /// Records an unmatched file (a failed run without template) and moves it when the source says so.

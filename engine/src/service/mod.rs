@@ -31,6 +31,12 @@
 //!    (fresh, or left by a crash). The runner hence marks every run `resumed` in its timings;
 //!    counts are unaffected (nothing was recorded before). A claim whose file is gone or changed
 //!    before its import is marked `failed` (the new version gets its own claim).
+//!    When the queue gives up on an import job (its attempts ran out — each re-delivery of a
+//!    killed worker's job counts — or it failed permanently), the poller of its source ends it
+//!    before its next poll (also right at start-up) with
+//!    [`fail_given_up_import`](crate::runner::fail_given_up_import): the run `failed` with the
+//!    job's reason, the claim `failed`, the file moved to the template's `error_folder` (when it
+//!    moves files). Never silently stuck `running`.
 //! 5. **Retrying rejected records.** A [`RetryRejectedRecords`] job (one at a time) runs its
 //!    corrected records through [`retry_rejected_records`] with every template this process
 //!    serves; a record the platform did not take stays `corrected` and the job is retried.
@@ -51,7 +57,7 @@
 
 pub mod config;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,8 +77,8 @@ use crate::import::{required_scopes, writer_config};
 use crate::jobs::{ImportFile, JobError, JobQueue, JobQueueError, RetryRejectedRecords, Workers};
 use crate::m2m::{ApiClient, ClientConfig, ClientCredentials, TokenManager, load_signing_key};
 use crate::runner::{
-    FileImport, FileOutcome, RecordsRetry, RunnerError, RunnerOptions, SkipReason, SourceContext,
-    import_source_file, retry_rejected_records,
+    FileImport, FileOutcome, GivenUpImport, RecordsRetry, RunnerError, RunnerOptions, SkipReason,
+    SourceContext, fail_given_up_import, import_source_file, retry_rejected_records,
 };
 use crate::store::{
     ClaimOutcome, ClaimState, Collection, Document, FileClaim, ListQuery, NewFileClaim, Store,
@@ -601,7 +607,10 @@ async fn poll_source(shared: Arc<Shared>, index: usize, stop: CancellationToken)
     let mut poller = Poller::new(source.context.source.clone(), source.poller.clone());
     // path → the version handed off (hashed, claimed, enqueued), so it is hashed once.
     let mut handed: HashMap<String, String> = HashMap::new();
+    // Given-up import jobs of this source already ended on the store by this process.
+    let mut ended: HashSet<String> = HashSet::new();
     loop {
+        end_given_up_imports(&shared, source, &mut ended).await;
         let report = poller.poll().await;
         bump(&shared.stats.polls);
         let mut error = report.error_message();
@@ -635,6 +644,48 @@ async fn poll_source(shared: Arc<Shared>, index: usize, stop: CancellationToken)
         }
     }
     tracing::debug!(source = %name, "poller stopped");
+}
+
+/// Ends the imports of this source whose job the queue gave up on (attempts exhausted, e.g. a
+/// worker killed again and again, or a permanent error): the run `failed` with the job's reason,
+/// the claim `failed`, the file post-processed per its template. Runs before every poll (so also
+/// at start-up); a job already handled (its claim final) is skipped, so repeating is harmless.
+async fn end_given_up_imports(shared: &Shared, source: &ActiveSource, ended: &mut HashSet<String>) {
+    let given_up = match shared.queue.given_up::<ImportFile>().await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the failed import jobs");
+            return;
+        }
+    };
+    for failed in given_up {
+        let job = &failed.job;
+        if ended.contains(&failed.id)
+            || job.tenant_id != shared.tenant
+            || job.source_id != source.context.id
+        {
+            continue;
+        }
+        let give_up = GivenUpImport {
+            store: &shared.store,
+            tenant: &shared.tenant,
+            source: &source.context,
+            templates: &source.templates,
+            claim_id: &job.claim_id,
+            reason: &failed.reason,
+        };
+        match fail_given_up_import(give_up).await {
+            Ok(outcome) => {
+                if let Some((run, placement)) = outcome {
+                    tracing::warn!(job = %failed.id, claim = %job.claim_id, run = %run.meta.id, reason = %failed.reason, ?placement, "import job given up: run ended failed");
+                }
+                ended.insert(failed.id);
+            }
+            Err(e) => {
+                tracing::warn!(job = %failed.id, claim = %job.claim_id, error = %e, "cannot end the given-up import; trying again at the next poll");
+            }
+        }
+    }
 }
 
 /// Hashes and claims a ready file and enqueues its import (idempotent per claim).
