@@ -1,5 +1,6 @@
 //! The `intake` command line: parses arguments, loads configuration and calls into the crates.
 
+mod api;
 mod bench;
 mod demo;
 mod import;
@@ -46,6 +47,9 @@ enum Command {
     /// Exit code 0 when every row was written, 1 when rows were rejected or not written, 2 when
     /// the import could not run or failed as a whole.
     Import(import::ImportArgs),
+    /// Serve the REST layer alone (templates, sources, runs, alert channels, routing rules)
+    /// over a state store, for integrators and operators; until SIGTERM/SIGINT.
+    Api(api::ApiArgs),
     /// Serve the platform's M2M API locally (tokens, generic resources, filters, ETags, faults).
     Sandbox(sandbox::SandboxArgs),
     /// Run the engine: poll the configured sources, import each new file once through the job
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Check(args) => run_check(&args),
         Command::Schema => print_schema().map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(&args),
+        Command::Api(args) => api::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Sandbox(args) => sandbox::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),

@@ -121,16 +121,8 @@ fn template() -> Template {
         "target_resource": "players",
         "import_mode": "create",
         "file_matcher": "*.csv",
-        "field_mapping": [
-            {"source": "id", "target": "member_no", "cast": "integer"},
-            {"source": "name", "target": "name"},
-            {"source": "age", "target": "age", "cast": "integer"}
-        ],
-        "validation": {"schema": {
-            "type": "object",
-            "required": ["member_no", "name"],
-            "properties": {"age": {"type": "integer", "minimum": 0}}
-        }}
+        "field_mapping": common::member_mapping(),
+        "validation": common::member_validation()
     });
     intake_engine::load("members", &value.to_string()).unwrap()
 }

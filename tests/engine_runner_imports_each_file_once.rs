@@ -111,16 +111,8 @@ fn template(name: &str, matcher: &str, priority: i64, resource: &str, policy: &s
         "post_process_policy": policy,
         "completed_folder": "completed",
         "error_folder": "failed",
-        "field_mapping": [
-            {"source": "id", "target": "member_no", "cast": "integer"},
-            {"source": "name", "target": "name"},
-            {"source": "age", "target": "age", "cast": "integer"}
-        ],
-        "validation": {"schema": {
-            "type": "object",
-            "required": ["member_no", "name"],
-            "properties": {"age": {"type": "integer", "minimum": 0}}
-        }}
+        "field_mapping": common::member_mapping(),
+        "validation": common::member_validation()
     });
     intake_engine::load(name, &value.to_string()).unwrap()
 }

@@ -1,46 +1,12 @@
 //! End-to-end: the built `intake sandbox` serves the platform API on a real socket and the built
 //! `intake import` writes a fixture file into it — once, and a second run changes nothing.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use std::process::{Command, Output};
+
+use common::SandboxProcess;
 use serde_json::Value;
-
-/// A running `intake sandbox`, killed on drop.
-struct SandboxProcess {
-    child: Child,
-    url: String,
-    /// Kept open: a closed pipe would fail the sandbox's later writes to stdout.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl SandboxProcess {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_intake"))
-            .args(["sandbox", "--port", "0", "--clients", "fixtures/sandbox/clients.json"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the sandbox starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("the sandbox prints its address");
-        let url = first
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .to_owned();
-        SandboxProcess { child, url, _stdout: stdout }
-    }
-}
-
-impl Drop for SandboxProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn import(sandbox: &SandboxProcess, template: &str, file: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_intake"))

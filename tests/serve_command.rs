@@ -5,11 +5,14 @@
 // Test code: a failed set-up step should panic right there.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{SandboxProcess, ServeProcess, files_in, repo, wait_until};
 
 use intake_engine::m2m::jws::SigningKey;
 use intake_engine::m2m::{ApiClient, ClientConfig, ClientCredentials, ListQuery, TokenManager};
@@ -17,108 +20,6 @@ use intake_engine::store::{Collection, ListQuery as StoreQuery, Store};
 
 const TENANT: &str = "64a1b2c3d4e5f6789012abcd";
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A running `intake sandbox`, killed on drop.
-struct SandboxProcess {
-    child: Child,
-    url: String,
-    /// Kept open: a closed pipe would fail the sandbox's later writes to stdout.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl SandboxProcess {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_intake"))
-            .args(["sandbox", "--port", "0", "--clients", "fixtures/sandbox/clients.json"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the sandbox starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("the sandbox prints its address");
-        let url = first
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .to_owned();
-        SandboxProcess { child, url, _stdout: stdout }
-    }
-}
-
-impl Drop for SandboxProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A running `intake serve`, its output in files; killed on drop if still running.
-struct ServeProcess {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl ServeProcess {
-    fn start(config: &Path, logs: &Path, round: u32) -> Self {
-        let stdout = logs.join(format!("serve-{round}.out"));
-        let stderr = logs.join(format!("serve-{round}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_intake"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(fs::File::create(&stdout).unwrap())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("intake serve starts");
-        ServeProcess { child, stdout, stderr }
-    }
-
-    fn output(&self) -> String {
-        format!(
-            "stdout:\n{}\nstderr:\n{}",
-            fs::read_to_string(&self.stdout).unwrap_or_default(),
-            fs::read_to_string(&self.stderr).unwrap_or_default()
-        )
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("intake serve exited early ({status}):\n{}", self.output());
-        }
-    }
-
-    /// SIGTERM, then the exit status (within the timeout).
-    fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
-}
 
 fn write_config(dir: &Path, url: &str, inbox: &Path) -> PathBuf {
     let template = |path: &str, matcher: &str| {
@@ -206,30 +107,6 @@ impl Platform {
     }
 }
 
-fn files_in(folder: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(folder)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// Waits until `done` holds, checking the process is alive; panics with `what` on timeout.
-fn wait_until(serve: &mut ServeProcess, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !done() {
-        serve.assert_running();
-        assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", serve.output());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// The source's `last_successful_poll_at` and the number of import runs, read from the state.
 fn state(runtime: &tokio::runtime::Runtime, path: &Path) -> (Option<String>, u64) {
     runtime.block_on(async {
@@ -263,7 +140,7 @@ fn serve_imports_dropped_files_once_and_stops_cleanly_on_sigterm() {
     fs::write(inbox.join("notes.xyz"), "no template reads this\n").unwrap();
     fs::rename(&partial, inbox.join("bank-payments.csv")).unwrap();
 
-    wait_until(&mut serve, "the records and the post-processed files", || {
+    wait_until(&mut serve, "the records and the post-processed files", TIMEOUT, || {
         platform.counts() == [6, 6, 2]
             && files_in(&inbox.join("completed")).len() == 3
             && files_in(&inbox.join("error")) == ["notes.xyz"]
@@ -273,7 +150,7 @@ fn serve_imports_dropped_files_once_and_stops_cleanly_on_sigterm() {
         files_in(&inbox.join("completed")),
         ["bank-payments.csv", "club-export.txt", "member-register.csv"]
     );
-    let status = serve.terminate();
+    let status = serve.terminate(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", serve.output());
     let output = serve.output();
     assert!(output.contains("intake serve stopped: 1 source(s)"), "{output}");
@@ -287,7 +164,7 @@ fn serve_imports_dropped_files_once_and_stops_cleanly_on_sigterm() {
     let mut serve = ServeProcess::start(&config, dir.path(), 2);
     let mut polls_seen = 0;
     let mut last = before;
-    wait_until(&mut serve, "two polls after the restart", || {
+    wait_until(&mut serve, "two polls after the restart", TIMEOUT, || {
         let (now, _) = state(&runtime, &state_file);
         if now.is_some() && now != last {
             polls_seen += 1;
@@ -297,7 +174,7 @@ fn serve_imports_dropped_files_once_and_stops_cleanly_on_sigterm() {
     });
     assert_eq!(platform.counts(), [6, 6, 2]);
     assert_eq!(state(&runtime, &state_file).1, 4, "no new import run");
-    let status = serve.terminate();
+    let status = serve.terminate(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", serve.output());
     assert!(serve.output().contains("0 file(s) queued, 0 imported"), "{}", serve.output());
 }

@@ -18,11 +18,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{SandboxProcess, ServeProcess, files_in, repo};
 
 use intake_engine::jobs::{ImportFile, Job, JobQueue, JobRecord, JobState, QueueConfig};
 use intake_engine::m2m::jws::SigningKey;
@@ -58,114 +60,6 @@ impl Rng {
     fn between(&mut self, low: u64, high: u64) -> u64 {
         low + self.next() % (high - low + 1)
     }
-}
-
-/// A running `intake sandbox`, killed on drop.
-struct SandboxProcess {
-    child: Child,
-    url: String,
-    /// Kept open: a closed pipe would fail the sandbox's later writes to stdout.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl SandboxProcess {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_intake"))
-            .args(["sandbox", "--port", "0", "--clients", "fixtures/sandbox/clients.json"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the sandbox starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("the sandbox prints its address");
-        let url = first
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .to_owned();
-        SandboxProcess { child, url, _stdout: stdout }
-    }
-}
-
-impl Drop for SandboxProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A running `intake serve`, its output in files; killed on drop if still running.
-struct ServeProcess {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl ServeProcess {
-    fn start(config: &Path, logs: &Path, round: u32) -> Self {
-        let stdout = logs.join(format!("serve-{round}.out"));
-        let stderr = logs.join(format!("serve-{round}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_intake"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(fs::File::create(&stdout).unwrap())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("intake serve starts");
-        ServeProcess { child, stdout, stderr }
-    }
-
-    fn output(&self) -> String {
-        format!(
-            "stdout:\n{}\nstderr:\n{}",
-            fs::read_to_string(&self.stdout).unwrap_or_default(),
-            fs::read_to_string(&self.stderr).unwrap_or_default()
-        )
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("intake serve exited early ({status}):\n{}", self.output());
-        }
-    }
-
-    /// SIGKILL: no handler runs, nothing is flushed or handed back.
-    fn kill_9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then the exit status (within the timeout).
-    fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
 }
 
 /// The file: `VALID_ROWS` valid rows (`EXT-00000000`…) in the layout of
@@ -301,20 +195,6 @@ impl Platform {
             page += 1;
         }
     }
-}
-
-fn files_in(folder: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(folder)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// The test's view of the state: the store and the job queue, opened next to the running
@@ -475,7 +355,7 @@ async fn serve_killed_with_sigkill_during_a_50000_row_import_loses_and_duplicate
     }
     // One more poll cycle: a second move or a second run would show up now.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let status = serve.terminate();
+    let status = serve.terminate(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", serve.output());
 
     // The job succeeded; nothing failed on the queue.
@@ -577,7 +457,7 @@ async fn an_import_job_given_up_by_the_queue_ends_as_a_failed_run_with_the_reaso
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(serve.terminate().code(), Some(0), "{}", serve.output());
+    assert_eq!(serve.terminate(TIMEOUT).code(), Some(0), "{}", serve.output());
 
     let revision = given_up_state(&state, &inbox, "after the give-up").await;
 
@@ -585,7 +465,7 @@ async fn an_import_job_given_up_by_the_queue_ends_as_a_failed_run_with_the_reaso
     let mut serve = ServeProcess::start(&config, dir.path(), 2);
     let _ = State::open(dir.path(), &mut serve).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(serve.terminate().code(), Some(0), "{}", serve.output());
+    assert_eq!(serve.terminate(TIMEOUT).code(), Some(0), "{}", serve.output());
     assert_eq!(
         given_up_state(&state, &inbox, "after a restart").await,
         revision,

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod m2m;
 pub mod matcher;
 pub mod pipeline;
+pub mod preview;
 pub mod runner;
 pub mod service;
 pub mod store;

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState, dpop, token};
@@ -47,24 +46,7 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
-        let authorization = match (values.next(), values.next()) {
-            (Some(v), None) => v
-                .to_str()
-                .map_err(|_| ApiError::invalid_token("the Authorization header is not ASCII"))?,
-            (None, _) => {
-                return Err(ApiError::invalid_token(
-                    "Not authenticated: send Authorization: Bearer <access token>",
-                ));
-            }
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid_token("more than one Authorization header"));
-            }
-        };
-        let (scheme, token) = authorization
-            .split_once(' ')
-            .map(|(s, t)| (s, t.trim()))
-            .ok_or_else(|| ApiError::invalid_token("Authorization must be 'Bearer <token>'"))?;
+        let (scheme, token) = crate::conventions::authorization(&parts.headers)?;
         let is_dpop = if scheme.eq_ignore_ascii_case("bearer") {
             false
         } else if scheme.eq_ignore_ascii_case("dpop") {

@@ -120,9 +120,7 @@
 
 mod auth;
 mod dpop;
-mod error;
 mod faults;
-mod query;
 mod replay;
 mod resources;
 mod store;
@@ -143,7 +141,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-pub use error::{ApiError, FieldError};
+pub(crate) use crate::conventions::is_object_id;
+pub use crate::conventions::{ApiError, FieldError};
 
 /// The sandbox's configuration: what `clients.json` holds.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -272,11 +271,6 @@ pub(crate) fn is_plain_kid(kid: &str) -> bool {
         && kid.len() <= 128
         && !kid.contains("..")
         && kid.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// Whether `s` is 24 lowercase hex digits (an ObjectId).
-pub(crate) fn is_object_id(s: &str) -> bool {
-    s.len() == 24 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl SandboxConfig {

@@ -5,17 +5,14 @@ use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::auth::Principal;
-use super::error::FieldError;
-use super::query::ListQuery;
-use super::store::{
-    Change, Fingerprint, IfMatch, Replay, StoredResponse, WriteRefused, user_fields,
-};
+use super::store::{Change, Fingerprint, Replay, StoredResponse, WriteRefused, user_fields};
 use super::{ApiError, AppState, Inner, is_object_id, lock};
+use crate::conventions::{FieldError, IfMatch, ListQuery, page_response};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -130,20 +127,7 @@ pub(crate) async fn list(
     principal.require_either(&format!("{resource}:list"), &format!("{resource}:read"))?;
     let query = ListQuery::parse(query.as_deref().unwrap_or("")).map_err(ApiError::BadRequest)?;
     let (items, total) = lock(&app.store).list(&principal.tenant_id, &resource, &query);
-    let total_pages = total.div_ceil(query.per_page);
-    let mut response = axum::Json(json!({
-        "items": items,
-        "total": total,
-        "page": query.page,
-        "per_page": query.per_page,
-    }))
-    .into_response();
-    let headers = response.headers_mut();
-    headers.insert("x-total-count", HeaderValue::from(total));
-    headers.insert("x-page", HeaderValue::from(query.page));
-    headers.insert("x-per-page", HeaderValue::from(query.per_page));
-    headers.insert("x-total-pages", HeaderValue::from(total_pages));
-    Ok(response)
+    Ok(page_response(items, total, query.page, query.per_page))
 }
 
 /// `GET /{resource}/{id}`.

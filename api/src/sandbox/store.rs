@@ -9,8 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::query::{ListQuery, index_keys};
 use super::{FieldError, is_object_id, now_secs, random_hex};
+use crate::conventions::{IfMatch, ListQuery, index_keys};
 
 /// The fields the sandbox manages. Clients cannot set them, except `is_deleted` and `deleted_at`
 /// through PATCH and PUT (see [`Store::update`]).
@@ -177,46 +177,6 @@ pub(crate) enum WriteRefused {
     Invalid(super::ApiError),
 }
 
-/// `If-Match` as sent.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum IfMatch {
-    /// `*`: any current revision.
-    Any,
-    /// Strong entity tags (quotes removed); weak tags are kept out (they never match).
-    Tags(Vec<String>),
-}
-
-impl IfMatch {
-    /// Parses the header; `None` when it holds nothing usable at all.
-    pub(crate) fn parse(value: &str) -> Option<IfMatch> {
-        let value = value.trim();
-        if value.is_empty() {
-            return None;
-        }
-        if value == "*" {
-            return Some(IfMatch::Any);
-        }
-        let tags = value
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && !t.starts_with("W/"))
-            .map(|t| t.trim_matches('"').to_owned())
-            .collect();
-        Some(IfMatch::Tags(tags))
-    }
-
-    /// Whether the item's current revision satisfies it.
-    fn matches(&self, item: &Map<String, Value>) -> bool {
-        match self {
-            IfMatch::Any => true,
-            IfMatch::Tags(tags) => item
-                .get("revision_id")
-                .and_then(Value::as_str)
-                .is_some_and(|rev| tags.iter().any(|t| t == rev)),
-        }
-    }
-}
-
 /// Now as RFC 3339 UTC with microseconds.
 fn timestamp() -> String {
     let now =
@@ -309,22 +269,13 @@ impl Store {
             }
             None => table.items.values().collect(),
         };
-        let mut matches: Vec<&Item> = candidates
-            .into_iter()
-            .filter(|i| query.include_deleted || !is_deleted(&i.doc))
-            .filter(|i| query.filter.matches(&i.doc))
-            .collect();
-        matches.sort_by_key(|i| i.seq);
-        matches.sort_by(|a, b| query.compare((&a.doc, a.seq), (&b.doc, b.seq)));
-        let total = matches.len() as u64;
-        let start = (query.page - 1).saturating_mul(query.per_page);
-        let page = matches
-            .into_iter()
-            .skip(usize::try_from(start).unwrap_or(usize::MAX))
-            .take(usize::try_from(query.per_page).unwrap_or(usize::MAX))
-            .map(|i| query.project(&i.doc))
-            .collect();
-        (page, total)
+        query.select(
+            candidates
+                .into_iter()
+                .filter(|i| query.include_deleted || !is_deleted(&i.doc))
+                .map(|i| (&i.doc, i.seq))
+                .collect(),
+        )
     }
 
     /// The item with `id`, soft-deleted ones only when `include_deleted`.
@@ -404,7 +355,7 @@ impl Store {
             .get_mut(id)
             .filter(|i| reaches_deleted || !is_deleted(&i.doc))
             .ok_or(WriteRefused::NotFound)?;
-        if !if_match.matches(&item.doc) {
+        if !if_match.matches_item(&item.doc) {
             return Err(WriteRefused::Conflict(item.doc.clone()));
         }
         let current = &item.doc;
@@ -616,11 +567,11 @@ mod tests {
     #[test]
     fn if_match_parses_lists_weak_tags_and_bare_values() {
         let item = fields(json!({"revision_id": "abc"}));
-        assert!(IfMatch::parse("\"abc\"").unwrap().matches(&item));
-        assert!(IfMatch::parse("abc").unwrap().matches(&item));
-        assert!(IfMatch::parse("\"x\", \"abc\"").unwrap().matches(&item));
-        assert!(!IfMatch::parse("W/\"abc\"").unwrap().matches(&item));
-        assert!(IfMatch::parse("*").unwrap().matches(&item));
+        assert!(IfMatch::parse("\"abc\"").unwrap().matches_item(&item));
+        assert!(IfMatch::parse("abc").unwrap().matches_item(&item));
+        assert!(IfMatch::parse("\"x\", \"abc\"").unwrap().matches_item(&item));
+        assert!(!IfMatch::parse("W/\"abc\"").unwrap().matches_item(&item));
+        assert!(IfMatch::parse("*").unwrap().matches_item(&item));
         assert!(IfMatch::parse("  ").is_none());
     }
 

@@ -225,3 +225,4 @@ pub async fn json_with_status(response: reqwest::Response, status: u16) -> Value
     assert_eq!(got, status, "unexpected status; body: {text}");
     if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
 }
+pub mod rest;

@@ -364,6 +364,24 @@ impl JobQueue {
         self.pool.close().await;
     }
 
+    /// Whether the queue's database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), JobQueueError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// How many jobs of every queue are still to run: waiting, running or to be retried (for
+    /// `/metrics`).
+    pub async fn depth(&self) -> Result<u64, JobQueueError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM Jobs WHERE status NOT IN ('Done', 'Killed') \
+             AND NOT (status = 'Failed' AND attempts >= max_attempts)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }

@@ -67,7 +67,9 @@
 mod placement;
 mod retry;
 mod snapshot;
+mod stored;
 mod tally;
+mod upload;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -83,6 +85,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use placement::Placement;
 pub use retry::{RecordRetry, RecordsRetry, RetryOutcome, RetryReport, retry_rejected_records};
+pub use stored::{StoredTemplateError, stored_template, template_from_document};
+pub use upload::{UploadImport, import_uploaded_file};
 
 use crate::import::{ImportError, import_file};
 use crate::m2m::ApiClient;
@@ -667,24 +671,91 @@ async fn execute(
     let import_ms = elapsed_ms(importing);
     tallied?;
 
+    let Concluded { status, error, counts, warnings, rejected } =
+        conclude(result, &tally, template, snapshot.path(), job.cancel.is_cancelled())
+            .await
+            .map_err(|e| e.for_file(&job.file.path, &run_id))?;
+
+    let folder = match (template.post_process_policy, status) {
+        (PostProcessPolicy::Keep, _) => None,
+        (PostProcessPolicy::Move, RunStatus::Failed) => template.error_folder.as_deref(),
+        (PostProcessPolicy::Move, _) => template.completed_folder.as_deref(),
+    };
+    let plan = match folder.and_then(placement::normalized) {
+        Some(folder) => Some(placement::plan(job.source.source.as_ref(), job.file, &folder).await?),
+        None => None,
+    };
+    let mut timings = json!({
+        "hash_ms": hash_ms,
+        "import_ms": import_ms,
+        "resumed": resumed,
+        "post_process": plan.as_ref().map_or(json!({"policy": "keep"}), PlannedMove::to_json),
+    });
+    if !warnings.is_empty() {
+        timings["warnings"] = json!(warnings);
+    }
+    let outcome = RunOutcome { status, counts, timings, error };
+    let run = job.store.finish_run(job.tenant, &run_id, &outcome, &rejected).await?;
+    let placement = place(job, plan.as_ref(), &snapshot.sha256).await?;
+    Ok((run, placement))
+}
+
+/// How an import attempt ended, ready for `finish_run`.
+struct Concluded {
+    status: RunStatus,
+    error: Option<String>,
+    counts: RunCounts,
+    warnings: Vec<String>,
+    rejected: Vec<NewRejectedRecord>,
+}
+
+/// Why an attempt has no conclusion: the file could not be read, or the import was cancelled.
+enum Inconclusive {
+    Io { path: PathBuf, source: std::io::Error },
+    Cancelled,
+}
+
+impl Inconclusive {
+    /// The runner error for the file at `path` under run `run_id`.
+    fn for_file(self, path: &str, run_id: &str) -> RunnerError {
+        match self {
+            Inconclusive::Io { path, source } => {
+                RunnerError::Snapshot { path: path.display().to_string(), error: source }
+            }
+            Inconclusive::Cancelled => {
+                RunnerError::Cancelled { path: path.to_owned(), run_id: run_id.to_owned() }
+            }
+        }
+    }
+}
+
+/// The final status, error, counts, warnings and API-refused rejected records of an import
+/// attempt (the rules in the module documentation, step 3).
+async fn conclude(
+    result: Result<crate::import::ImportReport, ImportError>,
+    tally: &Tally<'_>,
+    template: &Template,
+    path: &Path,
+    cancelled: bool,
+) -> Result<Concluded, Inconclusive> {
     let mut counts = tally.counts;
     let mut warnings: Vec<String> = Vec::new();
     let mut rejected: Vec<NewRejectedRecord> = Vec::new();
     let (status, error) = match result {
         Err(ImportError::Io { path, source }) => {
-            return Err(RunnerError::Snapshot { path: path.display().to_string(), error: source });
+            return Err(Inconclusive::Io { path, source });
         }
         Err(e @ (ImportError::Pipeline(_) | ImportError::Writer(_) | ImportError::Internal(_))) => {
             (RunStatus::Failed, Some(e.to_string()))
         }
         Ok(report) => {
-            if report.write.cancelled && job.cancel.is_cancelled() {
-                return Err(RunnerError::Cancelled { path: job.file.path.clone(), run_id });
+            if report.write.cancelled && cancelled {
+                return Err(Inconclusive::Cancelled);
             }
             counts.read = report.check.rows_read;
             counts.valid = report.check.valid;
             if !tally.write_rejected.is_empty() {
-                rejected = write_rejections(template, snapshot.path(), &tally.write_rejected).await;
+                rejected = write_rejections(template, path, &tally.write_rejected).await;
             }
             if report.check.assert_empty_violated {
                 warnings.push(format!(
@@ -710,28 +781,7 @@ async fn execute(
         }
     };
 
-    let folder = match (template.post_process_policy, status) {
-        (PostProcessPolicy::Keep, _) => None,
-        (PostProcessPolicy::Move, RunStatus::Failed) => template.error_folder.as_deref(),
-        (PostProcessPolicy::Move, _) => template.completed_folder.as_deref(),
-    };
-    let plan = match folder.and_then(placement::normalized) {
-        Some(folder) => Some(placement::plan(job.source.source.as_ref(), job.file, &folder).await?),
-        None => None,
-    };
-    let mut timings = json!({
-        "hash_ms": hash_ms,
-        "import_ms": import_ms,
-        "resumed": resumed,
-        "post_process": plan.as_ref().map_or(json!({"policy": "keep"}), PlannedMove::to_json),
-    });
-    if !warnings.is_empty() {
-        timings["warnings"] = json!(warnings);
-    }
-    let outcome = RunOutcome { status, counts, timings, error };
-    let run = job.store.finish_run(job.tenant, &run_id, &outcome, &rejected).await?;
-    let placement = place(job, plan.as_ref(), &snapshot.sha256).await?;
-    Ok((run, placement))
+    Ok(Concluded { status, error, counts, warnings, rejected })
 }
 
 /// Rejected records for the rows the API refused: the row as parsed, read back from the

@@ -22,6 +22,9 @@
 //!    errors as `validation_errors` (the correction is kept). A record changed meanwhile is left
 //!    to its new state.
 //!
+//! The record's template is looked up among the templates given, then among the tenant's
+//! templates in the state store (those created through the REST layer).
+//!
 //! A record that is not `corrected` (no `corrected_data`, already retried, discarded) or whose
 //! template is not available is refused with the reason and left unchanged. A row the writer
 //! could not attempt (the platform failed, the retry was cancelled) is not the data's fault: the
@@ -33,6 +36,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::stored::{StoredTemplateError, stored_template};
 use super::tally::{errors_json, row_key};
 use super::template_key;
 use crate::import::writer_config;
@@ -143,7 +147,8 @@ pub struct RecordsRetry<'a> {
     /// The records to retry.
     pub record_ids: &'a [String],
     /// The templates the records may refer to (found by their store id, as
-    /// [`template_key`] gives it).
+    /// [`template_key`] gives it). A record whose template is not among them is retried with
+    /// the tenant's template of that id in the store, when there is one.
     pub templates: &'a [Template],
     /// The platform client rows are written through.
     pub client: ApiClient,
@@ -204,10 +209,25 @@ async fn retry_one(job: &RecordsRetry<'_>, id: &str) -> Result<RetryOutcome, Sto
         )));
     };
     let template_id = &record.body.template_id;
-    let Some(template) = job.templates.iter().find(|t| &template_key(t) == template_id) else {
-        return Ok(refused(format!(
-            "template {template_id} of rejected record {id} is not available"
-        )));
+    let loaded;
+    let template = match job.templates.iter().find(|t| &template_key(t) == template_id) {
+        Some(template) => template,
+        // Not one of the given templates: the tenant's stored template of that id, if any.
+        None => match stored_template(job.store, job.tenant, template_id).await {
+            Ok(template) => {
+                loaded = template;
+                &loaded
+            }
+            Err(StoredTemplateError::Store(StoreError::NotFound { .. })) => {
+                return Ok(refused(format!(
+                    "template {template_id} of rejected record {id} is not available"
+                )));
+            }
+            Err(StoredTemplateError::Store(e)) => return Err(e),
+            Err(e @ StoredTemplateError::Invalid { .. }) => {
+                return Ok(refused(format!("rejected record {id} cannot be retried: {e}")));
+            }
+        },
     };
     if job.cancel.is_cancelled() {
         return Ok(RetryOutcome::NotWritten { reason: "the retry was cancelled".into() });

@@ -94,7 +94,14 @@ pub fn load(source_name: &str, text: &str) -> Result<Template, TemplateError> {
     for problem in schema_problems(&document) {
         // serde's message for a place, or for an unknown field, is the more precise one.
         let covered = problems.iter().any(|q: &TemplateProblem| {
-            q.path == problem.path
+            // serde stops at the first missing field; the schema names every one.
+            let same_place = match missing_name(&q.message) {
+                Some(name) => {
+                    q.path == problem.path && problem.message.contains(&format!("\"{name}\""))
+                }
+                None => q.path == problem.path,
+            };
+            same_place
                 || unknown_name(&q.message).is_some_and(|name| {
                     problem.message.contains(&format!("'{name}' was unexpected"))
                 })
@@ -177,6 +184,11 @@ fn unknown_name(message: &str) -> Option<&str> {
         .strip_prefix("unknown field `")
         .or_else(|| message.strip_prefix("unknown variant `"))?;
     rest.split('`').next()
+}
+
+/// The field a serde "missing field `x`" message names.
+fn missing_name(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// The names serde lists after "expected one of".

@@ -1,4 +1,5 @@
-//! The one error type of the sandbox's handlers, rendering the platform's error bodies.
+//! The one error type of the HTTP handlers (sandbox and REST layer), rendering the platform's
+//! error bodies.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -82,6 +83,36 @@ pub enum ApiError {
         /// Seconds for `Retry-After`.
         retry_after: u64,
     },
+    /// The caller may not do this to this item, whatever its capabilities (403).
+    #[error("{error}: {message}")]
+    Forbidden {
+        /// A stable code (`shared_template_read_only`, …).
+        error: &'static str,
+        /// The explanation.
+        message: String,
+    },
+    /// The request conflicts with the item's state or its children (409).
+    #[error("{error}: {message}")]
+    Conflict {
+        /// A stable code (`illegal_transition`, `has_dependents`, …).
+        error: &'static str,
+        /// The explanation.
+        message: String,
+    },
+    /// The body is larger than the route accepts (413).
+    #[error("request body too large: at most {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A dependency is not available or not configured (503).
+    #[error("{error}: {message}")]
+    Unavailable {
+        /// A stable code (`state_store_unavailable`, `queue_not_configured`, …).
+        error: &'static str,
+        /// The explanation.
+        message: String,
+    },
     /// Injected 503.
     #[error("injected server error")]
     ServerError,
@@ -137,7 +168,7 @@ impl ApiError {
     }
 
     /// A resource call's `invalid_token` (401).
-    pub(crate) fn invalid_token(description: impl Into<String>) -> Self {
+    pub fn invalid_token(description: impl Into<String>) -> Self {
         ApiError::Unauthorized { error: "invalid_token", description: description.into() }
     }
 
@@ -152,9 +183,9 @@ impl ApiError {
             ApiError::OAuth { status, .. } => *status,
             ApiError::Locked { .. } | ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::MissingCapabilities(_) | ApiError::TenantMismatch { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::MissingCapabilities(_)
+            | ApiError::TenantMismatch { .. }
+            | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
@@ -162,7 +193,9 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::ServerError => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ServerError | ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -214,6 +247,15 @@ impl ApiError {
             ApiError::Throttled { retry_after } => json!({
                 "detail": format!("Too Many Requests: retry after {retry_after} s")
             }),
+            ApiError::Forbidden { error, message }
+            | ApiError::Conflict { error, message }
+            | ApiError::Unavailable { error, message } => {
+                json!({"detail": {"error": error, "message": message}})
+            }
+            ApiError::PayloadTooLarge { limit } => json!({"detail": {
+                "error": "payload_too_large",
+                "message": format!("the request body is larger than the limit of {limit} bytes"),
+            }}),
             ApiError::ServerError => json!({
                 "error": "server_error",
                 "error_description": "Service temporarily unavailable (injected by the sandbox)",

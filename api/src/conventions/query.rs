@@ -685,6 +685,24 @@ impl ListQuery {
         Ordering::Equal
     }
 
+    /// The requested page of `candidates` (items with their creation sequence numbers): those
+    /// the filter matches, sorted, sliced and projected; with the number that matched.
+    pub(crate) fn select(&self, candidates: Vec<(&Map<String, Value>, u64)>) -> (Vec<Value>, u64) {
+        let mut matches: Vec<(&Map<String, Value>, u64)> =
+            candidates.into_iter().filter(|(doc, _)| self.filter.matches(doc)).collect();
+        matches.sort_by_key(|(_, seq)| *seq);
+        matches.sort_by(|a, b| self.compare(*a, *b));
+        let total = matches.len() as u64;
+        let start = (self.page - 1).saturating_mul(self.per_page);
+        let page = matches
+            .into_iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(usize::try_from(self.per_page).unwrap_or(usize::MAX))
+            .map(|(doc, _)| self.project(doc))
+            .collect();
+        (page, total)
+    }
+
     /// The item as the response shows it (projected when `fields` was given).
     pub(crate) fn project(&self, doc: &Map<String, Value>) -> Value {
         let Some(fields) = &self.fields else {
