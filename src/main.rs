@@ -2,6 +2,7 @@
 
 mod api;
 mod bench;
+mod clients;
 mod demo;
 mod import;
 mod sandbox;
@@ -50,6 +51,9 @@ enum Command {
     /// Serve the REST layer alone (templates, sources, runs, alert channels, routing rules)
     /// over a state store, for integrators and operators; until SIGTERM/SIGINT.
     Api(api::ApiArgs),
+    /// Manage the M2M clients of `intake api --clients` (and `intake sandbox --clients`): add,
+    /// list, rotate a key with an overlap, remove.
+    Clients(clients::ClientsArgs),
     /// Serve the platform's M2M API locally (tokens, generic resources, filters, ETags, faults).
     Sandbox(sandbox::SandboxArgs),
     /// Run the engine: poll the configured sources, import each new file once through the job
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Schema => print_schema().map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(&args),
         Command::Api(args) => api::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Clients(args) => clients::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Sandbox(args) => sandbox::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),

@@ -79,7 +79,11 @@ async fn spec_sandbox(dir: &Path) -> (Served, String) {
             client_id: "acme-integration".into(),
             tenant_id: TENANT.into(),
             capabilities: vec!["bookings:read".into(), "bookings:create".into()],
-            keys: vec![ClientKey { kid: "2026-04-primary".into(), public_key_pem }],
+            keys: vec![ClientKey {
+                kid: "2026-04-primary".into(),
+                public_key_pem,
+                active_until: None,
+            }],
         }],
         ..SandboxConfig::default()
     })

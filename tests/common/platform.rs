@@ -49,6 +49,7 @@ pub fn registration(
         keys: vec![ClientKey {
             kid: KID.to_owned(),
             public_key_pem: key.verifying_key().to_pem().unwrap(),
+            active_until: None,
         }],
     }
 }

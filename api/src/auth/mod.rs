@@ -9,9 +9,20 @@
 //! 30 s of clock skew; `aud`, when the issuer is configured with an audience, must be that
 //! audience or an array containing it. The tenant comes from the `tenant_id` claim and the
 //! capabilities from `scope` (space-separated) — never from the request's body or path.
+//!
+//! It also issues tokens: [`TokenAuthority`] is the `POST /auth/token` endpoint (client
+//! credentials with `private_key_jwt` assertions, DPoP, replay protection, lockout) behind both
+//! `intake sandbox` and `intake api --clients`, for the [`ClientRegistration`]s it is given.
 
+pub(crate) mod authority;
+mod clients;
+pub(crate) mod dpop;
 mod principal;
+mod replay;
+mod token_endpoint;
 mod verifier;
 
+pub use authority::{AuthoritySettings, TokenAuthority};
+pub use clients::{ClientKey, ClientRegistration, client_problems, is_plain_kid};
 pub use principal::{ADMIN_CAPABILITY, Principal};
 pub use verifier::{AccessTokenVerifier, AuthConfigError, Issuer, IssuerConfig, IssuerKeys};

@@ -99,12 +99,9 @@ pub enum ApiError {
         /// The explanation.
         message: String,
     },
-    /// The body is larger than the route accepts (413).
-    #[error("request body too large: at most {limit} bytes")]
-    PayloadTooLarge {
-        /// The limit in bytes.
-        limit: u64,
-    },
+    /// The body (or an uploaded file, or a form field) is larger than the route accepts (413).
+    #[error("request too large: {0}")]
+    PayloadTooLarge(String),
     /// A dependency is not available or not configured (503).
     #[error("{error}: {message}")]
     Unavailable {
@@ -194,7 +191,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ServerError | ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -252,9 +249,9 @@ impl ApiError {
             | ApiError::Unavailable { error, message } => {
                 json!({"detail": {"error": error, "message": message}})
             }
-            ApiError::PayloadTooLarge { limit } => json!({"detail": {
+            ApiError::PayloadTooLarge(message) => json!({"detail": {
                 "error": "payload_too_large",
-                "message": format!("the request body is larger than the limit of {limit} bytes"),
+                "message": message,
             }}),
             ApiError::ServerError => json!({
                 "error": "server_error",

@@ -1,6 +1,7 @@
 //! List queries: `where` filters, `field__op=` filters, `sort`, `fields` and pagination, parsed
 //! once per request into a [`ListQuery`] and evaluated against stored items. The semantics are
-//! described in the sandbox's module documentation.
+//! described in the sandbox's module documentation; an empty `sort=`, `fields=` or `where=`
+//! counts as not given.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -647,8 +648,12 @@ impl ListQuery {
             if reserved && !seen.insert(key.clone().into_owned()) {
                 return Err(format!("'{key}' is given more than once"));
             }
+            // An empty `sort=`, `fields=` or `where=` is the same as leaving it out (what a
+            // form or a client library sends for an unset option).
+            let blank = value.trim().is_empty();
             match &*key {
                 "" => {}
+                "sort" | "fields" | "where" if blank => {}
                 "page" => query.page = parse_count("page", &value, u64::MAX)?,
                 "per_page" => query.per_page = parse_count("per_page", &value, MAX_PER_PAGE)?,
                 "sort" => query.sort = parse_sort(&value)?,

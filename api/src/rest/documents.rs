@@ -41,7 +41,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use intake_engine::store::{Collection, Document, ListQuery as StoreQuery, StoreError};
-use intake_engine::template::{TemplateError, load as load_template};
+use intake_engine::template::load as load_template;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
@@ -49,8 +49,8 @@ use super::errors::store_error;
 use super::item::{if_match_required, item_response, json_object};
 use super::listing;
 use super::schemas::{
-    channel_problems, channel_schema, field_error, pointer_segments, read_only_fields,
-    routing_rule_schema, schema_errors, source_problems, source_schema, with_defaults,
+    channel_problems, channel_schema, field_error, read_only_fields, routing_rule_schema,
+    schema_errors, source_problems, source_schema, template_problems, with_defaults,
 };
 use crate::auth::Principal;
 use crate::conventions::{ApiError, FieldError, IfMatch, is_object_id};
@@ -267,9 +267,10 @@ async fn delete(
 /// The request body, at most the JSON limit (413 beyond), as a JSON object (400 otherwise).
 async fn read_body(state: &AppState, body: Body) -> Result<Map<String, Value>, ApiError> {
     let limit = state.limits.max_json_bytes;
-    let bytes: Bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let bytes: Bytes =
+        axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await.map_err(
+            |_| ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes")),
+        )?;
     json_object(&bytes)
 }
 
@@ -450,20 +451,7 @@ fn template_fields(fields: Map<String, Value>) -> (Map<String, Value>, Vec<Field
             }
             _ => (fields, vec![field_error(&[], "the template cannot be stored", "internal")]),
         },
-        Err(TemplateError::Invalid { problems, .. }) => {
-            let errors = problems
-                .into_iter()
-                .map(|p| {
-                    let mut loc = vec![json!("body")];
-                    loc.extend(pointer_segments(&p.path));
-                    FieldError { loc, msg: p.message, kind: "template".into() }
-                })
-                .collect();
-            (fields, errors)
-        }
-        Err(e @ TemplateError::Syntax { .. }) => {
-            (fields, vec![field_error(&[], e.to_string(), "json")])
-        }
+        Err(e) => (fields, template_problems(&e, &[])),
     }
 }
 

@@ -1,8 +1,5 @@
 //! How the REST layer answers the state store's failures and the shared refusals.
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use intake_engine::store::StoreError;
 use serde_json::json;
 
@@ -39,10 +36,8 @@ pub(crate) fn store_error(error: StoreError) -> ApiError {
     }
 }
 
-/// 405 with `Allow` and a `{"detail": message}` body.
-pub(crate) fn method_not_allowed(allow: &'static str, message: &str) -> Response {
-    let mut response =
-        (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"detail": message}))).into_response();
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+/// 503 with a stable code: a dependency is missing or failing (`platform_not_configured`,
+/// `queue_not_configured`, `upload_storage`, …).
+pub(crate) fn unavailable(error: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Unavailable { error, message: message.into() }
 }

@@ -8,16 +8,23 @@
 //! `admin.imports.manage` grants them all); a missing one is 403 `missing_capabilities`.
 //!
 //! Routes: [`documents`] (templates, sources, alert channels, routing rules), [`runs`] (import
-//! runs, read-only), [`health`] (`/healthz`, `/readyz`, the template schema). Anything else is
-//! 404 `{"detail": "Not Found"}`.
+//! runs, read-only), [`uploads`] (`POST /imports/runs`), [`preview`] (a template on a sample
+//! file, writing nothing), [`rejected_records`] (list, correct, retry, discard, history),
+//! [`health`] (`/healthz`, `/readyz`, the template schema), [`openapi`] (`/openapi.json`).
+//! Anything else is 404 `{"detail": "Not Found"}`.
 
 mod documents;
 mod errors;
 mod health;
 mod item;
 mod listing;
+mod openapi;
+mod platform;
+mod preview;
+mod rejected_records;
 mod runs;
 mod schemas;
+mod uploads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +37,10 @@ use tokio::net::TcpListener;
 
 use crate::auth::AccessTokenVerifier;
 use crate::conventions::ApiError;
+
+pub use openapi::document as openapi_document;
+pub use platform::PlatformClients;
+pub use uploads::{QueueUpload, QueuedUpload, UploadSettings};
 
 /// Request size limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,13 +68,25 @@ pub struct AppState {
     pub queue: Option<JobQueue>,
     /// Request size limits.
     pub limits: Limits,
+    /// The platform clients inline uploads and single-record retries write through, per
+    /// tenant.
+    pub platform: PlatformClients,
+    /// Where uploads are kept and how large ones are queued.
+    pub uploads: UploadSettings,
 }
 
 impl AppState {
-    /// A state over `store` trusting the tokens `verifier` accepts, without a queue and with
-    /// the default limits.
+    /// A state over `store` trusting the tokens `verifier` accepts, without a queue or platform
+    /// clients and with the default limits.
     pub fn new(store: Store, verifier: AccessTokenVerifier) -> Self {
-        Self { store, verifier: Arc::new(verifier), queue: None, limits: Limits::default() }
+        Self {
+            store,
+            verifier: Arc::new(verifier),
+            queue: None,
+            limits: Limits::default(),
+            platform: PlatformClients::new(),
+            uploads: UploadSettings::default(),
+        }
     }
 }
 
@@ -79,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(documents::router())
         .merge(runs::router())
+        .merge(rejected_records::router())
+        .merge(uploads::router())
+        .merge(preview::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }

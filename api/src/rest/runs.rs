@@ -20,7 +20,7 @@ use axum::routing::get;
 use intake_engine::store::Collection;
 
 use super::AppState;
-use super::errors::{method_not_allowed, store_error};
+use super::errors::store_error;
 use super::item::item_response;
 use super::listing;
 use crate::auth::Principal;
@@ -31,7 +31,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/imports/runs", get(list))
         .route("/imports/runs/", get(list))
-        .route("/imports/runs/{id}", get(read).patch(refused).put(refused).delete(refused))
+        .route("/imports/runs/{id}", get(read))
 }
 
 async fn list(
@@ -51,8 +51,4 @@ async fn read(
     principal.require("imports/runs:read")?;
     let run = state.store.get_run(&principal.tenant_id, &id).await.map_err(store_error)?;
     Ok(item_response(StatusCode::OK, &run.to_json(), &run.meta.revision_id))
-}
-
-async fn refused() -> Response {
-    method_not_allowed("GET", "import runs are written by the engine only")
 }

@@ -10,6 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
+use intake_engine::template::TemplateError;
 use intake_sources::WatchedDirectoryConfig;
 
 use crate::conventions::FieldError;
@@ -281,4 +282,24 @@ pub(crate) fn source_problems(body: &Map<String, Value>) -> Vec<FieldError> {
 /// The checks on an alert channel a schema cannot express: no inline secrets in `config`.
 pub(crate) fn channel_problems(body: &Map<String, Value>) -> Vec<FieldError> {
     inline_secrets(&["config"], body.get("config").unwrap_or(&Value::Null))
+}
+
+/// A template's problems as 422 entries under `["body", prefix…]`, one per problem, each at
+/// its JSON pointer.
+pub(crate) fn template_problems(error: &TemplateError, prefix: &[&str]) -> Vec<FieldError> {
+    let base: Vec<Value> =
+        std::iter::once("body").chain(prefix.iter().copied()).map(|s| json!(s)).collect();
+    match error {
+        TemplateError::Syntax { .. } => {
+            vec![FieldError { loc: base, msg: error.to_string(), kind: "json_invalid".into() }]
+        }
+        TemplateError::Invalid { problems, .. } => problems
+            .iter()
+            .map(|problem| {
+                let mut loc = base.clone();
+                loc.extend(pointer_segments(&problem.path));
+                FieldError { loc, msg: problem.message.clone(), kind: "template".into() }
+            })
+            .collect(),
+    }
 }

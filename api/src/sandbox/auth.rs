@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use super::{ApiError, AppState, dpop, token};
+use super::{ApiError, AppState};
+use crate::auth::dpop;
 
 /// The authenticated caller of a resource route.
 #[derive(Debug)]
@@ -56,7 +57,7 @@ impl FromRequestParts<AppState> for Principal {
                 "unsupported authorization scheme '{scheme}'"
             )));
         };
-        let claims = token::verify_access_token(app, token).map_err(ApiError::invalid_token)?;
+        let claims = app.authority.verify_access_token(token).map_err(ApiError::invalid_token)?;
         match (&claims.jkt, is_dpop) {
             (None, false) => {}
             (Some(_), false) => {
@@ -77,7 +78,7 @@ impl FromRequestParts<AppState> for Principal {
                     access_token: Some(token),
                     bound_jkt: Some(jkt),
                 };
-                dpop::check_proof(app, &parts.headers, &requirements)
+                dpop::check_proof(&app.authority, &parts.headers, &requirements)
                     .map_err(ApiError::invalid_dpop)?;
             }
         }

@@ -150,7 +150,7 @@ pub(crate) async fn put_faults(
 
 /// `GET /_sandbox/stats`.
 pub(crate) async fn stats(State(app): State<AppState>) -> axum::Json<Value> {
-    let mut stats = app.stats.to_json();
+    let mut stats = app.stats.to_json(&app.authority);
     stats["faults"] = json!(app.faults());
     axum::Json(stats)
 }

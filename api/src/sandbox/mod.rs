@@ -13,7 +13,8 @@
 //!   the spec's `{"error", "error_description"}` body and statuses: `invalid_request` 400
 //!   (missing/duplicated parameters, wrong `grant_type` or `client_assertion_type`, an assertion
 //!   that is not a compact JWS), `invalid_client` 401 (unknown client, missing `kid`, a `kid` with
-//!   characters other than `A-Z a-z 0-9 . _ -` or containing `..`, unknown `kid`, `alg` outside
+//!   characters other than `A-Z a-z 0-9 . _ -` or containing `..`, unknown `kid`, a key whose
+//!   `active_until` has passed (a rotated-out key), `alg` outside
 //!   ES256/ES384/ES512 — so `none` and `HS256` —, `alg` not the key's, bad signature),
 //!   `invalid_grant` 400 (`iss`/`sub` not the client, `aud` not exactly the string
 //!   `{public_url}/auth/token` — an array is refused —, missing or expired `exp`, missing `iat`,
@@ -27,6 +28,8 @@
 //!   minutes (the spec's per-client lockout; there is no per-IP counter). While locked every
 //!   request, even a valid one, gets 429 `{"error": "rate_limited"}` with `Retry-After` (the
 //!   remaining seconds). A success resets the counter.
+//! - The token endpoint is [`crate::auth::TokenAuthority`], the same one `intake api --clients`
+//!   serves (there with the REST layer's issuer name and audience, and without DPoP binding).
 //! - Access tokens are ES512 JWTs (`typ: at+jwt`) signed by a key generated at start, claims
 //!   `iss: "intake-sandbox"`, `sub`/`client_id`, `tenant_id`, `scope`, `iat`, `exp`, `jti`, and
 //!   `cnf.jkt` when DPoP-bound. Their public key is at `GET /.well-known/jwks.json`.
@@ -119,16 +122,13 @@
 //! invalid, to test re-authentication on 401).
 
 mod auth;
-mod dpop;
 mod faults;
-mod replay;
 mod resources;
 mod store;
-mod token;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -137,12 +137,19 @@ use axum::routing::{get, post};
 use intake_engine::m2m::jws::{JwsAlgorithm, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+pub(crate) use crate::auth::authority::{lock, now_secs, random_hex};
+use crate::auth::{AuthoritySettings, TokenAuthority};
+pub use crate::auth::{ClientKey, ClientRegistration};
 pub(crate) use crate::conventions::is_object_id;
 pub use crate::conventions::{ApiError, FieldError};
+
+/// The `iss` of the sandbox's access tokens.
+const ISSUER: &str = "intake-sandbox";
 
 /// The sandbox's configuration: what `clients.json` holds.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -182,30 +189,6 @@ impl Default for SandboxConfig {
 /// The default access token lifetime, the platform's 15 minutes.
 fn default_token_lifetime() -> u64 {
     900
-}
-
-/// One registered M2M client.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientRegistration {
-    /// The client id (the assertion's `iss` and `sub`).
-    pub client_id: String,
-    /// The tenant the client acts for: 24 lowercase hex digits.
-    pub tenant_id: String,
-    /// The capabilities (= OAuth scopes) the client may be granted, e.g. `payments:create`.
-    pub capabilities: Vec<String>,
-    /// The client's public keys, by key id.
-    pub keys: Vec<ClientKey>,
-}
-
-/// A registered public key of a client.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientKey {
-    /// The key id assertions name in their `kid` header.
-    pub kid: String,
-    /// The public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), P-256, P-384 or P-521.
-    pub public_key_pem: String,
 }
 
 /// Injected faults. The default is none. Fractions are of API calls, between 0 and 1; the three
@@ -265,58 +248,11 @@ pub struct SandboxConfigError {
     pub problems: Vec<String>,
 }
 
-/// Whether `kid` is a plain key id: `A-Z a-z 0-9 . _ -`, 1–128 characters, no `..`.
-pub(crate) fn is_plain_kid(kid: &str) -> bool {
-    !kid.is_empty()
-        && kid.len() <= 128
-        && !kid.contains("..")
-        && kid.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 impl SandboxConfig {
     /// Checks the whole configuration without starting anything and reports every problem.
     pub fn validate(&self) -> Result<(), SandboxConfigError> {
         let mut problems = Vec::new();
-        let mut seen = BTreeSet::new();
-        for (i, client) in self.clients.iter().enumerate() {
-            let at = format!("clients[{i}] ('{}')", client.client_id);
-            if client.client_id.trim().is_empty() {
-                problems.push(format!("{at}: client_id is empty"));
-            }
-            if !seen.insert(client.client_id.as_str()) {
-                problems.push(format!("{at}: client_id is registered twice"));
-            }
-            if !is_object_id(&client.tenant_id) {
-                problems.push(format!(
-                    "{at}: tenant_id '{}' is not 24 lowercase hex digits",
-                    client.tenant_id
-                ));
-            }
-            for capability in &client.capabilities {
-                if capability.is_empty() || capability.contains(char::is_whitespace) {
-                    problems
-                        .push(format!("{at}: capability '{capability}' is empty or has spaces"));
-                }
-            }
-            if client.keys.is_empty() {
-                problems.push(format!("{at}: no keys"));
-            }
-            let mut kids = BTreeSet::new();
-            for key in &client.keys {
-                if !is_plain_kid(&key.kid) {
-                    problems.push(format!(
-                        "{at}: kid '{}' must be 1-128 of A-Z a-z 0-9 . _ - without '..'",
-                        key.kid
-                    ));
-                }
-                if !kids.insert(key.kid.as_str()) {
-                    problems.push(format!("{at}: kid '{}' is registered twice", key.kid));
-                }
-                if let Err(e) = VerifyingKey::from_pem(&key.public_key_pem) {
-                    problems.push(format!("{at}: key '{}': {e}", key.kid));
-                }
-            }
-        }
+        problems.extend(crate::auth::client_problems(&self.clients));
         for (resource, schema) in &self.schemas {
             if let Err(e) = jsonschema::validator_for(schema) {
                 problems.push(format!("schemas.{resource}: not a valid JSON Schema: {e}"));
@@ -338,28 +274,11 @@ impl SandboxConfig {
     }
 }
 
-/// A registered client, compiled: capabilities as a set, keys parsed.
-#[derive(Debug)]
-pub(crate) struct Client {
-    /// The client id.
-    pub(crate) client_id: String,
-    /// The client's tenant.
-    pub(crate) tenant_id: String,
-    /// The capabilities it may be granted, in registration order.
-    pub(crate) capabilities: Vec<String>,
-    /// Public keys by kid.
-    pub(crate) keys: HashMap<String, VerifyingKey>,
-}
-
 /// Counters behind `request_count` and `GET /_sandbox/stats`.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     /// API calls received on resource routes (every one, whatever its answer).
     pub(crate) requests: AtomicU64,
-    /// Token endpoint calls.
-    pub(crate) token_requests: AtomicU64,
-    /// Tokens issued.
-    pub(crate) tokens_issued: AtomicU64,
     /// Injected 503 answers.
     pub(crate) injected_errors: AtomicU64,
     /// Injected 429 answers (throttle fraction).
@@ -375,13 +294,14 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// The counters as JSON.
-    fn to_json(&self) -> Value {
+    /// The counters as JSON, with the token endpoint's from `authority`.
+    fn to_json(&self, authority: &TokenAuthority) -> Value {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (token_requests, tokens_issued) = authority.counters();
         serde_json::json!({
             "requests": get(&self.requests),
-            "token_requests": get(&self.token_requests),
-            "tokens_issued": get(&self.tokens_issued),
+            "token_requests": token_requests,
+            "tokens_issued": tokens_issued,
             "injected_errors": get(&self.injected_errors),
             "injected_throttles": get(&self.injected_throttles),
             "rate_limited": get(&self.rate_limited),
@@ -392,76 +312,32 @@ impl Stats {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// `bytes` random bytes from the OS as lowercase hex.
-pub(crate) fn random_hex(bytes: usize) -> String {
-    use rand::RngCore as _;
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it (the sandbox's state
-/// stays usable; every critical section leaves it consistent before anything can panic).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Everything the handlers share.
 pub(crate) struct Inner {
-    /// Registered clients by id.
-    pub(crate) clients: HashMap<String, Client>,
+    /// The token endpoint, its clients and the key access tokens are signed with.
+    pub(crate) authority: TokenAuthority,
     /// Compiled schemas by resource; `Err` holds why a configured schema does not compile.
     pub(crate) schemas: HashMap<String, Result<jsonschema::Validator, String>>,
-    /// The configured public base URL, without a trailing slash.
-    pub(crate) public_url: Option<String>,
-    /// Access token lifetime in seconds.
-    pub(crate) token_lifetime: u64,
-    /// The ES512 key access tokens are signed with.
-    pub(crate) token_key: SigningKey,
-    /// Its public half.
-    pub(crate) token_public: VerifyingKey,
-    /// Its key id.
-    pub(crate) token_kid: String,
     /// The current faults.
     pub(crate) faults: RwLock<Faults>,
     /// Items and idempotency records.
     pub(crate) store: Mutex<store::Store>,
-    /// Replay caches, lockouts and the token generation.
-    pub(crate) security: Mutex<token::SecurityState>,
     /// The rate limit's current window.
     pub(crate) rate_window: Mutex<faults::RateWindow>,
     /// Counters.
     pub(crate) stats: Stats,
-    /// Access tokens whose signature has been verified (expiry and revocation are still checked
-    /// on every request).
-    pub(crate) verified_tokens: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox")
-            .field("clients", &self.clients.len())
-            .field("public_url", &self.public_url)
-            .finish_non_exhaustive()
+        f.debug_struct("Sandbox").field("authority", &self.authority).finish_non_exhaustive()
     }
 }
 
 impl Inner {
     /// The base URL of this request: the configured `public_url`, or `http://{Host}`.
     pub(crate) fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
-        if let Some(url) = &self.public_url {
-            return url.clone();
-        }
-        let host = headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
+        self.authority.base_url(headers)
     }
 
     /// The current faults.
@@ -500,29 +376,6 @@ impl Sandbox {
     /// assertions get `invalid_client`), a schema that does not compile makes writes to its
     /// resource fail with 500. Use [`Sandbox::try_new`] to refuse such a configuration instead.
     pub fn new(config: SandboxConfig) -> Self {
-        let mut clients = HashMap::new();
-        for registration in config.clients {
-            let mut keys = HashMap::new();
-            for key in &registration.keys {
-                match VerifyingKey::from_pem(&key.public_key_pem) {
-                    Ok(k) => {
-                        keys.insert(key.kid.clone(), k);
-                    }
-                    Err(e) => tracing::warn!(
-                        client = %registration.client_id, kid = %key.kid, "key skipped: {e}"
-                    ),
-                }
-            }
-            clients.insert(
-                registration.client_id.clone(),
-                Client {
-                    client_id: registration.client_id,
-                    tenant_id: registration.tenant_id,
-                    capabilities: registration.capabilities,
-                    keys,
-                },
-            );
-        }
         let schemas = config
             .schemas
             .iter()
@@ -531,23 +384,25 @@ impl Sandbox {
                 (resource.clone(), compiled)
             })
             .collect();
-        let token_key = SigningKey::generate(JwsAlgorithm::Es512);
-        let token_public = token_key.verifying_key();
-        let token_kid = format!("sandbox-{}", &token_public.thumbprint()[..16]);
+        let authority = TokenAuthority::new(
+            config.clients,
+            SigningKey::generate(JwsAlgorithm::Es512),
+            ISSUER,
+            AuthoritySettings {
+                audience: None,
+                public_url: config.public_url,
+                access_token_lifetime_seconds: config.access_token_lifetime_seconds,
+                dpop: true,
+                kid_prefix: "sandbox".into(),
+            },
+        );
         let inner = Inner {
-            clients,
+            authority,
             schemas,
-            public_url: config.public_url.map(|u| u.trim_end_matches('/').to_owned()),
-            token_lifetime: config.access_token_lifetime_seconds.max(1),
-            token_key,
-            token_public,
-            token_kid,
             faults: RwLock::new(config.faults),
             store: Mutex::new(store::Store::default()),
-            security: Mutex::new(token::SecurityState::default()),
             rate_window: Mutex::new(faults::RateWindow::default()),
             stats: Stats::default(),
-            verified_tokens: Mutex::default(),
         };
         Sandbox { inner: Arc::new(inner) }
     }
@@ -568,17 +423,19 @@ impl Sandbox {
             )
             .fallback(resources::not_found)
             .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject));
-        let token = Router::new()
-            .route("/auth/token", post(token::token_endpoint))
+        let token = self
+            .inner
+            .authority
+            .token_router()
             .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject_token));
         Router::new()
-            .route("/.well-known/jwks.json", get(token::jwks))
             .route("/_sandbox/faults", get(faults::get_faults).put(faults::put_faults))
             .route("/_sandbox/stats", get(faults::stats))
-            .route("/_sandbox/revoke-tokens", post(token::revoke_tokens))
-            .merge(token)
+            .route("/_sandbox/revoke-tokens", post(revoke_tokens))
             .merge(resources)
             .with_state(state)
+            .merge(self.inner.authority.jwks_router())
+            .merge(token)
     }
 
     /// Serves the sandbox on `listener` (HTTP/1.1) until `shutdown` is cancelled, then lets the
@@ -685,11 +542,19 @@ impl Sandbox {
 
     /// The counters `GET /_sandbox/stats` reports.
     pub fn stats(&self) -> Value {
-        self.inner.stats.to_json()
+        self.inner.stats.to_json(&self.inner.authority)
     }
 
     /// The public key access tokens are signed with.
     pub fn token_verifying_key(&self) -> VerifyingKey {
-        self.inner.token_public.clone()
+        self.inner.authority.verifying_key()
     }
+}
+
+/// `POST /_sandbox/revoke-tokens`: every access token issued so far stops working.
+async fn revoke_tokens(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> axum::Json<Value> {
+    let generation = app.authority.revoke_all();
+    axum::Json(json!({"revoked_before_generation": generation}))
 }

@@ -44,6 +44,7 @@ impl TestClient {
             keys: vec![ClientKey {
                 kid: self.kid.clone(),
                 public_key_pem: self.key.verifying_key().to_pem().unwrap(),
+                active_until: None,
             }],
         }
     }

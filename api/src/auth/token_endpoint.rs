@@ -1,8 +1,7 @@
 //! `POST /auth/token`: the client credentials grant with `private_key_jwt` client assertions
-//! (RFC 7523), optional DPoP binding, lockout after repeated failures; and the access tokens it
-//! issues and resource calls verify.
+//! (RFC 7523), optional DPoP binding, lockout after repeated failures.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
@@ -12,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 use intake_engine::m2m::jws::{self, JwsAlgorithm};
 use serde_json::{Map, Value, json};
 
-use super::replay::ReplayCache;
-use super::{ApiError, AppState, Client, Inner, dpop, is_plain_kid, lock, now_secs, random_hex};
+use super::authority::{Client, Lockout, TokenAuthority, lock, now_secs};
+use super::clients::is_plain_kid;
+use super::dpop;
+use crate::conventions::ApiError;
 
-/// The `iss` of access tokens.
-pub(crate) const ISSUER: &str = "intake-sandbox";
 /// The only `client_assertion_type`.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Tolerated clock difference, seconds.
@@ -28,28 +27,6 @@ const LOCKOUT_FAILURES: u32 = 5;
 /// How long a lock lasts, seconds.
 const LOCKOUT_SECONDS: u64 = 15 * 60;
 
-/// A client's failure streak.
-#[derive(Debug, Default)]
-struct Lockout {
-    /// Consecutive failures since the last success or lock.
-    failures: u32,
-    /// Locked until this Unix second.
-    locked_until: u64,
-}
-
-/// Replay caches, lockouts and the token generation, under one lock.
-#[derive(Debug, Default)]
-pub(crate) struct SecurityState {
-    /// Seen assertion `jti`s, as `client_id` + NUL + `jti`.
-    assertion_jtis: ReplayCache,
-    /// Seen DPoP proof `jti`s, as `jkt` + NUL + `jti`.
-    pub(crate) dpop_jtis: ReplayCache,
-    /// Failure streaks by client id.
-    lockouts: HashMap<String, Lockout>,
-    /// Tokens of an older generation are revoked.
-    pub(crate) generation: u64,
-}
-
 /// What a successful token request grants.
 struct Grant {
     /// The client id.
@@ -60,19 +37,6 @@ struct Grant {
     scope: Vec<String>,
     /// DPoP key thumbprint when bound.
     jkt: Option<String>,
-}
-
-/// The verified claims of an access token.
-#[derive(Debug)]
-pub(crate) struct AccessClaims {
-    /// The client.
-    pub(crate) client_id: String,
-    /// The tenant.
-    pub(crate) tenant_id: String,
-    /// Granted scopes.
-    pub(crate) scopes: BTreeSet<String>,
-    /// `cnf.jkt` when DPoP-bound.
-    pub(crate) jkt: Option<String>,
 }
 
 /// Parses a form body; a repeated parameter is an error (RFC 6749 §3.2).
@@ -113,11 +77,12 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
 
 /// `POST /auth/token`.
 pub(crate) async fn token_endpoint(
-    State(app): State<AppState>,
+    State(authority): State<TokenAuthority>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    app.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+    let app = &*authority.inner;
+    app.token_requests.fetch_add(1, Ordering::Relaxed);
     let form = parse_form(&headers, &body)?;
     let assertion = form.get("client_assertion").map(String::as_str);
     // The client: the form's client_id, or else the assertion's (still unverified) iss.
@@ -138,7 +103,7 @@ pub(crate) async fn token_endpoint(
             });
         }
     }
-    let outcome = check_request(&app, &headers, &form, claimed_client.as_deref(), registered);
+    let outcome = check_request(&authority, &headers, &form, claimed_client.as_deref(), registered);
     if let Some(client) = registered {
         let mut security = lock(&app.security);
         let entry = security.lockouts.entry(client.client_id.clone()).or_default();
@@ -153,12 +118,15 @@ pub(crate) async fn token_endpoint(
         }
     }
     let grant = outcome?;
-    let (token, token_type) = issue(&app, &grant)?;
-    app.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    let token = authority
+        .sign_access_token(&grant.client_id, &grant.tenant_id, &grant.scope, grant.jkt.as_deref())
+        .map_err(|e| ApiError::Misconfigured(format!("cannot sign the access token: {e}")))?;
+    let token_type = if grant.jkt.is_some() { "DPoP" } else { "Bearer" };
+    app.tokens_issued.fetch_add(1, Ordering::Relaxed);
     let body = json!({
         "access_token": token,
         "token_type": token_type,
-        "expires_in": app.token_lifetime,
+        "expires_in": app.settings.access_token_lifetime_seconds,
         "scope": grant.scope.join(" "),
     });
     let mut response = axum::Json(body).into_response();
@@ -170,7 +138,7 @@ pub(crate) async fn token_endpoint(
 /// Every check of a token request, in order; consumes the assertion's `jti` once the assertion
 /// itself is valid.
 fn check_request(
-    app: &Inner,
+    authority: &TokenAuthority,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
     claimed_client: Option<&str>,
@@ -219,8 +187,17 @@ fn check_request(
         ))
     })?;
     decoded
-        .verify(key, &JwsAlgorithm::ALL)
+        .verify(&key.key, &JwsAlgorithm::ALL)
         .map_err(|e| ApiError::invalid_client(format!("client_assertion rejected: {e}")))?;
+    // Only a caller holding the key learns that it expired.
+    if let Some(until) = key.active_until
+        && until <= chrono::Utc::now()
+    {
+        return Err(ApiError::invalid_client(format!(
+            "key '{kid}' of client '{client_id}' expired at {}: sign with its newer key",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
 
     // Claims.
     let claims = &decoded.claims;
@@ -231,7 +208,7 @@ fn check_request(
     if string_claim("sub") != Some(client_id) {
         return Err(ApiError::invalid_grant(format!("'sub' must be the client_id '{client_id}'")));
     }
-    let token_url = format!("{}/auth/token", app.base_url(headers));
+    let token_url = format!("{}/auth/token", authority.base_url(headers));
     match claims.get("aud") {
         Some(Value::String(aud)) if *aud == token_url => {}
         Some(Value::Array(_)) => {
@@ -272,19 +249,24 @@ fn check_request(
 
     // DPoP, checked before the jti is consumed so a bad proof does not burn the assertion.
     let jkt = if headers.contains_key("dpop") {
+        if !authority.inner.settings.dpop {
+            return Err(ApiError::invalid_request(
+                "this token endpoint issues Bearer tokens only: send the request without a DPoP header",
+            ));
+        }
         let requirements = dpop::Requirements {
             method: "POST",
             url: &token_url,
             access_token: None,
             bound_jkt: None,
         };
-        Some(dpop::check_proof(app, headers, &requirements).map_err(ApiError::token_dpop)?)
+        Some(dpop::check_proof(authority, headers, &requirements).map_err(ApiError::token_dpop)?)
     } else {
         None
     };
 
     {
-        let mut security = lock(&app.security);
+        let mut security = lock(&authority.inner.security);
         let slot = format!("{client_id}\0{jti}");
         if !security.assertion_jtis.insert(slot, exp + SKEW, now) {
             return Err(ApiError::invalid_grant(format!(
@@ -318,92 +300,4 @@ fn check_request(
         scope,
         jkt,
     })
-}
-
-/// Signs an access token for `grant`; returns it and its `token_type`.
-fn issue(app: &Inner, grant: &Grant) -> Result<(String, &'static str), ApiError> {
-    let now = now_secs();
-    let generation = lock(&app.security).generation;
-    let mut claims = json!({
-        "iss": ISSUER,
-        "sub": grant.client_id,
-        "client_id": grant.client_id,
-        "tenant_id": grant.tenant_id,
-        "scope": grant.scope.join(" "),
-        "iat": now,
-        "exp": now + app.token_lifetime,
-        "jti": random_hex(16),
-        "gen": generation,
-    });
-    if let Some(jkt) = &grant.jkt {
-        claims["cnf"] = json!({"jkt": jkt});
-    }
-    let mut header = Map::new();
-    header.insert("typ".into(), json!("at+jwt"));
-    header.insert("kid".into(), json!(app.token_kid));
-    let token = jws::sign(header, &claims, &app.token_key)
-        .map_err(|e| ApiError::Misconfigured(format!("cannot sign the access token: {e}")))?;
-    Ok((token, if grant.jkt.is_some() { "DPoP" } else { "Bearer" }))
-}
-
-/// How many verified access tokens are remembered before the set starts over.
-const VERIFIED_TOKENS_KEPT: usize = 4096;
-
-/// Verifies an access token this sandbox issued and returns its claims; the error explains.
-pub(crate) fn verify_access_token(app: &Inner, token: &str) -> Result<AccessClaims, String> {
-    let decoded = jws::decode(token).map_err(|e| format!("the access token is malformed: {e}"))?;
-    // Verifying a P-521 signature costs about a millisecond of CPU: once per token is enough
-    // (the token is immutable), or the sandbox, not the client, limits every benchmark.
-    let known = lock(&app.verified_tokens).contains(token);
-    if !known {
-        decoded
-            .verify(&app.token_public, &[JwsAlgorithm::Es512])
-            .map_err(|e| format!("the access token was not issued by this sandbox: {e}"))?;
-        let mut verified = lock(&app.verified_tokens);
-        if verified.len() >= VERIFIED_TOKENS_KEPT {
-            verified.clear();
-        }
-        verified.insert(token.to_owned());
-    }
-    let claims = &decoded.claims;
-    if decoded.header.get("typ").and_then(Value::as_str) != Some("at+jwt")
-        || claims.get("iss").and_then(Value::as_str) != Some(ISSUER)
-    {
-        return Err("the token is not an access token of this sandbox".into());
-    }
-    let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-    if exp <= now_secs() {
-        return Err("the access token has expired".into());
-    }
-    let generation = lock(&app.security).generation;
-    if claims.get("gen").and_then(Value::as_u64) != Some(generation) {
-        return Err("the access token has been revoked".into());
-    }
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-    Ok(AccessClaims {
-        client_id: text("sub").unwrap_or_default(),
-        tenant_id: text("tenant_id").unwrap_or_default(),
-        scopes: text("scope").unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
-        jkt: claims
-            .get("cnf")
-            .and_then(|c| c.get("jkt"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
-}
-
-/// `GET /.well-known/jwks.json`: the public key access tokens are signed with.
-pub(crate) async fn jwks(State(app): State<AppState>) -> axum::Json<Value> {
-    let mut jwk = app.token_public.to_jwk();
-    jwk["kid"] = json!(app.token_kid);
-    jwk["alg"] = json!("ES512");
-    jwk["use"] = json!("sig");
-    axum::Json(json!({"keys": [jwk]}))
-}
-
-/// `POST /_sandbox/revoke-tokens`: every access token issued so far stops working.
-pub(crate) async fn revoke_tokens(State(app): State<AppState>) -> axum::Json<Value> {
-    let mut security = lock(&app.security);
-    security.generation += 1;
-    axum::Json(json!({"revoked_before_generation": security.generation}))
 }

@@ -7,7 +7,7 @@ use intake_engine::m2m::jws::{self, JwsAlgorithm, VerifyingKey};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::{Inner, lock, now_secs};
+use super::authority::{TokenAuthority, lock, now_secs};
 
 /// How far a proof's `iat` may be from now, seconds.
 const IAT_WINDOW: u64 = 60;
@@ -41,7 +41,7 @@ fn same_target(htu: &str, expected: &str) -> bool {
 /// Checks the request's `DPoP` header against `req` and records its `jti`; returns the proof
 /// key's thumbprint, or why the proof is refused.
 pub(crate) fn check_proof(
-    app: &Inner,
+    authority: &TokenAuthority,
     headers: &HeaderMap,
     req: &Requirements<'_>,
 ) -> Result<String, String> {
@@ -90,7 +90,7 @@ pub(crate) fn check_proof(
     {
         return Err("the DPoP proof key is not the key the token is bound to".into());
     }
-    let mut security = lock(&app.security);
+    let mut security = lock(&authority.inner.security);
     if !security.dpop_jtis.insert(format!("{jkt}\0{jti}"), now + 2 * IAT_WINDOW, now) {
         return Err(format!("the DPoP proof's jti '{jti}' was already used"));
     }
