@@ -53,19 +53,12 @@ pub struct ApiArgs {
 
 /// Serves until SIGINT/SIGTERM.
 pub fn run(args: &ApiArgs) -> anyhow::Result<()> {
-    let mut verifier = match &args.issuers {
-        Some(path) => load_issuers(path)?,
-        None => AccessTokenVerifier::default(),
-    };
-    let clients = args.clients.as_deref().map(load_clients).transpose()?;
-    let signing_key = match (&clients, &args.token_key) {
-        (Some(_), Some(path)) => Some(load_or_create_token_key(path)?),
-        (Some(_), None) => anyhow::bail!(
-            "--clients needs --token-key FILE: the private key access tokens are signed with \
-             (generated there if the file does not exist)"
-        ),
-        (None, _) => None,
-    };
+    let trust = Trust::load(
+        args.issuers.as_deref(),
+        args.clients.as_deref(),
+        args.token_key.as_deref(),
+        args.public_url.clone(),
+    )?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let store = Store::open(&args.state)
@@ -75,32 +68,7 @@ pub fn run(args: &ApiArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
         let address = listener.local_addr()?;
-        let authority = match (clients, signing_key) {
-            (Some(config), Some(key)) => {
-                let public_url = args
-                    .public_url
-                    .clone()
-                    .or(config.public_url)
-                    .unwrap_or_else(|| format!("http://{address}"))
-                    .trim_end_matches('/')
-                    .to_owned();
-                let authority = TokenAuthority::new(
-                    config.clients,
-                    key,
-                    public_url.clone(),
-                    AuthoritySettings {
-                        audience: Some(public_url.clone()),
-                        public_url: Some(public_url),
-                        access_token_lifetime_seconds: config.access_token_lifetime_seconds,
-                        dpop: false,
-                        kid_prefix: "intake".into(),
-                    },
-                );
-                verifier.trust(authority.issuer());
-                Some(authority)
-            }
-            _ => None,
-        };
+        let app = trust.app(address, |verifier| AppState::new(store.clone(), verifier));
         // A closed stdout (a parent that stopped reading) must not stop the server.
         let _ = writeln!(std::io::stdout(), "intake api listening on http://{address}");
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -111,11 +79,6 @@ pub fn run(args: &ApiArgs) -> anyhow::Result<()> {
                 _ = interrupt.recv() => {}
             }
         };
-        let state = AppState::new(store.clone(), verifier);
-        let mut app = rest::router(state);
-        if let Some(authority) = &authority {
-            app = app.merge(authority.router());
-        }
         axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await
@@ -123,6 +86,82 @@ pub fn run(args: &ApiArgs) -> anyhow::Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+/// Where the REST layer's access tokens come from — the issuers file and/or the clients of the
+/// built-in token endpoint — loaded and checked before anything listens (`intake api`, and
+/// `intake serve`'s `[api]`).
+pub(crate) struct Trust {
+    verifier: AccessTokenVerifier,
+    clients: Option<(SandboxConfig, SigningKey)>,
+    public_url: Option<String>,
+}
+
+impl Trust {
+    /// Loads the issuers, the clients and the token key; at least one of `issuers` and
+    /// `clients` is needed, and `clients` needs `token_key`.
+    pub(crate) fn load(
+        issuers: Option<&Path>,
+        clients: Option<&Path>,
+        token_key: Option<&Path>,
+        public_url: Option<String>,
+    ) -> anyhow::Result<Trust> {
+        anyhow::ensure!(
+            issuers.is_some() || clients.is_some(),
+            "the REST layer needs token issuers (issuers) or a clients file (clients): \
+             otherwise no token could be accepted"
+        );
+        let verifier = match issuers {
+            Some(path) => load_issuers(path)?,
+            None => AccessTokenVerifier::default(),
+        };
+        let clients = match (clients, token_key) {
+            (Some(path), Some(key)) => Some((load_clients(path)?, load_or_create_token_key(key)?)),
+            (Some(_), None) => anyhow::bail!(
+                "a clients file needs a token key file: the private key access tokens are \
+                 signed with (generated there if the file does not exist)"
+            ),
+            (None, _) => None,
+        };
+        Ok(Trust { verifier, clients, public_url })
+    }
+
+    /// The REST router over the state `state` builds from the verifier, with the built-in
+    /// token endpoint when there are clients; `address` is where it listens (the default
+    /// public URL).
+    pub(crate) fn app(
+        self,
+        address: SocketAddr,
+        state: impl FnOnce(AccessTokenVerifier) -> AppState,
+    ) -> axum::Router {
+        let Trust { mut verifier, clients, public_url } = self;
+        let authority = clients.map(|(config, key)| {
+            let public_url = public_url
+                .or(config.public_url)
+                .unwrap_or_else(|| format!("http://{address}"))
+                .trim_end_matches('/')
+                .to_owned();
+            let authority = TokenAuthority::new(
+                config.clients,
+                key,
+                public_url.clone(),
+                AuthoritySettings {
+                    audience: Some(public_url.clone()),
+                    public_url: Some(public_url),
+                    access_token_lifetime_seconds: config.access_token_lifetime_seconds,
+                    dpop: false,
+                    kid_prefix: "intake".into(),
+                },
+            );
+            verifier.trust(authority.issuer());
+            authority
+        });
+        let mut app = rest::router(state(verifier));
+        if let Some(authority) = &authority {
+            app = app.merge(authority.router());
+        }
+        app
+    }
 }
 
 /// The verifier trusting the issuers configured in `path`.

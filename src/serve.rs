@@ -1,12 +1,18 @@
-//! `intake serve`: the engine's pollers and import workers, until SIGTERM or SIGINT.
+//! `intake serve`: the engine's pollers and import workers — and the REST layer when the
+//! configuration has an `[api]` section — until SIGTERM or SIGINT.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
-use intake_engine::service::Service;
+use intake_api::rest::{AppState, PlatformClients, QueueUpload, QueuedUpload, UploadSettings};
+use intake_engine::jobs::{ImportUpload, JobQueue};
+use intake_engine::service::{CompanionContext, Service};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+
+use crate::api::Trust;
 
 /// Arguments of `intake serve`.
 #[derive(Debug, clap::Args)]
@@ -27,16 +33,43 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         // Built inside the runtime: the HTTP client and the watched folders need it.
         let service = Service::from_file(&args.config, std::env::vars())?;
+        // The REST layer, when configured: its trust is loaded (and, unless checking, its
+        // address bound) before anything runs, so a mistake there stops the start.
+        let trust = match &service.config().api {
+            Some(api) => Some(
+                Trust::load(
+                    api.issuers.as_deref(),
+                    api.clients.as_deref(),
+                    api.token_key.as_deref(),
+                    api.public_url.clone(),
+                )
+                .context("[api]")?,
+            ),
+            None => None,
+        };
         if args.check {
             println!("intake serve: {} is usable", args.config.display());
             return Ok(ExitCode::SUCCESS);
         }
+        let api = match (trust, &service.config().api) {
+            (Some(trust), Some(api)) => {
+                let listener = tokio::net::TcpListener::bind(&api.listen)
+                    .await
+                    .with_context(|| format!("[api] cannot listen on {}", api.listen))?;
+                Some((trust, listener))
+            }
+            _ => None,
+        };
         let shutdown = CancellationToken::new();
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         let sources = service.config().sources.len();
+        if let Some((_, listener)) = &api {
+            let address = listener.local_addr()?;
+            println!("intake serve: REST layer listening on http://{address}");
+        }
         println!("intake serve: running ({sources} source(s)); SIGTERM or Ctrl-C stops");
-        let running = service.run(shutdown.clone());
+        let running = service.run_with(shutdown.clone(), move |context| serve_rest(api, context));
         tokio::pin!(running);
         let summary = tokio::select! {
             result = &mut running => result,
@@ -51,5 +84,45 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }?;
         println!("intake serve stopped: {summary}");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Serves the REST layer over the engine's store, queue and platform client until the service
+/// stops (nothing to do without `[api]`).
+async fn serve_rest(
+    api: Option<(Trust, tokio::net::TcpListener)>,
+    context: CompanionContext,
+) -> Result<(), String> {
+    let Some((trust, listener)) = api else { return Ok(()) };
+    let address = listener.local_addr().map_err(|e| format!("the REST listener: {e}"))?;
+    let CompanionContext { store, queue, tenant, client, shutdown, upload_dir } = context;
+    let app = trust.app(address, |verifier| {
+        let mut state = AppState::new(store, verifier);
+        state.platform = PlatformClients::new().with_client(tenant, client);
+        state.uploads =
+            UploadSettings { dir: Some(upload_dir), queued: Some(queue_uploads(&queue)) };
+        state.queue = Some(queue);
+        state
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(|e| format!("the REST layer stopped: {e}"))
+}
+
+/// Hands uploads over the inline limits to the workers as `ImportUpload` jobs.
+fn queue_uploads(queue: &JobQueue) -> QueueUpload {
+    let queue = queue.clone();
+    Arc::new(move |upload: QueuedUpload| {
+        let queue = queue.clone();
+        Box::pin(async move {
+            let job = ImportUpload {
+                tenant_id: upload.tenant_id,
+                run_id: upload.run_id,
+                template_id: upload.template_id,
+                path: upload.path.display().to_string(),
+            };
+            queue.enqueue_import_upload(job).await.map(|_| ()).map_err(|e| e.to_string())
+        })
     })
 }

@@ -9,11 +9,8 @@
 mod common;
 
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::ListeningProcess;
-use intake_engine::m2m::jws::{self, SigningKey};
-use serde_json::{Map, json};
 
 /// The checks of the run: server errors and conformance to the document.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
@@ -38,22 +35,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_contradicting_the_openapi_do
         "--issuers",
         "fixtures/api/issuers.json",
     ]);
-    // The demo issuer's (public, demo-only) key signs an admin token for the demo tenant.
-    let key_pem = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/api/demo-issuer.key.pem"
-    ))
-    .unwrap();
-    let key = SigningKey::from_pem(&key_pem).unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let mut header = Map::new();
-    header.insert("kid".into(), json!("demo-issuer"));
-    let claims = json!({
-        "iss": "https://login.demo.intake.test", "aud": "intake", "client_id": "schemathesis",
-        "tenant_id": "64a1b2c3d4e5f6789012abcd", "scope": "admin.imports.manage",
-        "iat": now, "exp": now + 3600,
-    });
-    let token = jws::sign(header, &claims, &key).unwrap();
+    let token = common::demo_issuer_token("admin.imports.manage");
     let output = Command::new("st")
         .args(["run", &format!("{}/openapi.json", server.url)])
         .args(["--header", &format!("Authorization: Bearer {token}")])

@@ -248,6 +248,10 @@ async fn a_bulk_retry_queues_the_matching_corrected_records() {
     expected.sort_unstable();
     assert_eq!(ids, expected);
     assert_eq!(answer["jobs"].as_array().unwrap().len(), 1);
+    // The queued job is the queue's depth in /metrics (no worker runs here).
+    let metrics =
+        server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("intake_job_queue_depth 1"), "{metrics}");
 
     // A filter nothing matches queues nothing.
     let answer =

@@ -105,6 +105,23 @@ async fn a_small_upload_is_imported_inline_and_its_rejected_rows_are_kept() {
     assert_eq!(rejected["total"], 2);
     assert_eq!(rejected["items"][0]["original_data"]["name"], "Björn");
 
+    // /metrics (no token) counts the run and its rows from the store, and this process's
+    // writes to the platform.
+    let metrics =
+        server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("intake_import_runs{status=\"partially_succeeded\"} 1"), "{metrics}");
+    assert!(metrics.contains("intake_import_rows{outcome=\"created\"} 2"), "{metrics}");
+    assert!(metrics.contains("intake_import_rows{outcome=\"rejected\"} 2"), "{metrics}");
+    assert!(metrics.contains("intake_sources_in_error 0"), "{metrics}");
+    let writes: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("intake_platform_write_seconds_count{method=\"POST\",outcome=\"2xx\"}")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(writes >= 2, "the two created rows were timed: {metrics}");
+
     // The same bytes uploaded again are a new run whose rows the idempotency keys skip.
     let form =
         Form::new().text("template_id", template_id).part("file", file_part(FILE, "members.csv"));

@@ -286,3 +286,36 @@ async fn health_readiness_schema_and_unknown_paths() {
     let body = json_with_status(server.get(&token, "/no/such/thing").await, 404).await;
     assert_eq!(body, json!({"detail": "Not Found"}));
 }
+
+#[tokio::test]
+async fn every_route_of_the_openapi_document_is_served_and_secured_as_documented() {
+    let server = RestServer::start().await;
+    let document =
+        json_with_status(server.http.get(server.url("/openapi.json")).send().await.unwrap(), 200)
+            .await;
+    assert_eq!(document["openapi"], "3.1.0");
+    // The document the server serves is the one the library builds.
+    assert_eq!(document, intake_api::rest::openapi_document());
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{}", paths.len());
+    for (path, item) in paths {
+        let url = path.replace("{id}", "aaaaaaaaaaaaaaaaaaaaaaaa");
+        for (method, operation) in item.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response =
+                server.http.request(method.clone(), server.url(&url)).send().await.unwrap();
+            let status = response.status().as_u16();
+            let public = operation.get("security") == Some(&json!([]));
+            if public {
+                assert!(status == 200, "{method} {url}: {status}");
+            } else {
+                // Routed (not 404/405) and secured: no token is 401.
+                assert_eq!(status, 401, "{method} {url}");
+                assert!(operation["responses"]["401"].is_object(), "{method} {path} documents 401");
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod import;
 pub mod jobs;
 pub mod m2m;
 pub mod matcher;
+pub mod metrics;
 pub mod pipeline;
 pub mod preview;
 pub mod runner;

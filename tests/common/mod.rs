@@ -50,3 +50,20 @@ pub fn member_validation() -> Value {
         "properties": {"age": {"type": "integer", "minimum": 0}}
     }})
 }
+
+/// An access token of the demo issuer (`fixtures/api/`, whose key is public and demo-only) for
+/// the demo tenant with `scope`, valid for an hour: what `intake api --issuers
+/// fixtures/api/issuers.json` and a serve `[api]` section with that file accept.
+pub fn demo_issuer_token(scope: &str) -> String {
+    use intake_engine::m2m::jws::{self, SigningKey};
+    let path = processes::repo("fixtures/api/demo-issuer.key.pem");
+    let key = SigningKey::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut header = Map::new();
+    header.insert("kid".into(), Value::from("demo-issuer"));
+    let claims = serde_json::json!({
+        "iss": "https://login.demo.intake.test", "aud": "intake", "client_id": "demo",
+        "tenant_id": "64a1b2c3d4e5f6789012abcd", "scope": scope, "iat": now, "exp": now + 3600,
+    });
+    jws::sign(header, &claims, &key).unwrap()
+}

@@ -10,7 +10,8 @@
 //! Routes: [`documents`] (templates, sources, alert channels, routing rules), [`runs`] (import
 //! runs, read-only), [`uploads`] (`POST /imports/runs`), [`preview`] (a template on a sample
 //! file, writing nothing), [`rejected_records`] (list, correct, retry, discard, history),
-//! [`health`] (`/healthz`, `/readyz`, the template schema), [`openapi`] (`/openapi.json`).
+//! [`health`] (`/healthz`, `/readyz`, the template schema), [`openapi`] (`/openapi.json`),
+//! [`metrics`] (`/metrics`).
 //! Anything else is 404 `{"detail": "Not Found"}`.
 
 mod documents;
@@ -18,6 +19,7 @@ mod errors;
 mod health;
 mod item;
 mod listing;
+mod metrics;
 mod openapi;
 mod platform;
 mod preview;
@@ -106,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uploads::router())
         .merge(preview::router())
         .merge(openapi::router())
+        .merge(metrics::router())
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }

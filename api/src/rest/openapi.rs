@@ -393,6 +393,10 @@ fn document_engine_routes(paths: &mut Map<String, Value>) {
             "200": {"description": "Ready", "content": json_content(json!({"type": "object"}))},
             "503": {"description": "Not ready, naming what does not answer", "content": json_content(json!({"type": "object"}))},
         }}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (runs and rows by outcome, queue depth, poll errors, write latency)", "security": [], "responses": {
+            "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "503": {"description": "The state store does not answer", "content": json_content(schema_ref("Error"))},
+        }}},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1", "content": json_content(json!({"type": "object"}))}}}},
     });
     if let Value::Object(entries) = entries {

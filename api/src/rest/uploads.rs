@@ -16,11 +16,11 @@
 //! finished run (its `status`, `counts` and `error`), its `ETag` and `Location:
 //! /imports/runs/{id}`. Rejected rows are rejected records of that run, as for any import.
 //!
-//! Larger files are **queued**: [`UploadSettings::queued`] receives the run and the kept file,
-//! and the answer is **202** `{"_id", "status": "queued", …}` (the run) with `Location:
-//! /imports/runs/{id}`; the run is followed with `GET /imports/runs/{id}`. A server without a
-//! queued-upload hand-off answers 503 `queue_not_configured` for such files (and removes the
-//! run's file; the run ends `failed` with the reason).
+//! Larger files are **queued**: [`UploadSettings::queued`] receives the run and the kept file
+//! (`intake serve` enqueues an `ImportUpload` job its workers import), and the answer is **202**
+//! `{"_id", "status": "queued", …}` (the run) with `Location: /imports/runs/{id}`; the run is
+//! followed with `GET /imports/runs/{id}`. A server without a queued-upload hand-off (`intake
+//! api` alone) answers 503 `queue_not_configured` for such files, before any run is created.
 //!
 //! # Errors
 //! - no platform client for the tenant: **503** `platform_not_configured` (nothing is stored);

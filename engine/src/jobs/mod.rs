@@ -133,6 +133,27 @@ impl Job for RetryRejectedRecords {
     }
 }
 
+/// Import a file uploaded through the REST layer (`POST /imports/runs`) under its `queued` run:
+/// the upload was too large to import while the request waited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportUpload {
+    /// The tenant that uploaded the file.
+    pub tenant_id: String,
+    /// The upload's run (`queued`); at most one job per run is ever enqueued.
+    pub run_id: String,
+    /// The template the uploader named (its store id).
+    pub template_id: String,
+    /// Where the uploaded bytes are kept; the job removes the file once the run is final.
+    pub path: String,
+}
+
+impl Job for ImportUpload {
+    const QUEUE: &'static str = "intake.import_upload";
+    fn idempotency_key(&self) -> Option<String> {
+        Some(format!("import_upload:{}:{}", self.tenant_id, self.run_id))
+    }
+}
+
 /// Why a job's handler failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
@@ -425,6 +446,11 @@ impl JobQueue {
 
     /// Enqueues an [`ImportFile`]; idempotent per claim.
     pub async fn enqueue_import_file(&self, job: ImportFile) -> Result<String, JobQueueError> {
+        self.enqueue(job).await
+    }
+
+    /// Enqueues an [`ImportUpload`] (once per run).
+    pub async fn enqueue_import_upload(&self, job: ImportUpload) -> Result<String, JobQueueError> {
         self.enqueue(job).await
     }
 

@@ -15,7 +15,10 @@ use apalis::prelude::{
 use apalis_sqlite::SqliteStorage;
 use tokio_util::sync::CancellationToken;
 
-use super::{ImportFile, Job, JobError, JobQueue, JobQueueError, PollSource, RetryRejectedRecords};
+use super::{
+    ImportFile, ImportUpload, Job, JobError, JobQueue, JobQueueError, PollSource,
+    RetryRejectedRecords,
+};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -63,6 +66,7 @@ pub struct Workers {
     poll_source: Option<Lane<PollSource>>,
     import_file: Option<Lane<ImportFile>>,
     retry_rejected_records: Option<Lane<RetryRejectedRecords>>,
+    import_upload: Option<Lane<ImportUpload>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -74,6 +78,7 @@ impl std::fmt::Debug for Workers {
                 "retry_rejected_records",
                 &self.retry_rejected_records.as_ref().map(|l| l.concurrency),
             )
+            .field("import_upload", &self.import_upload.as_ref().map(|l| l.concurrency))
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +91,7 @@ impl Workers {
             poll_source: None,
             import_file: None,
             retry_rejected_records: None,
+            import_upload: None,
         }
     }
 
@@ -122,6 +128,17 @@ impl Workers {
         self
     }
 
+    /// Serve [`ImportUpload`] jobs with `handler`, at most `concurrency` at once.
+    #[must_use]
+    pub fn import_upload<H: JobHandler<ImportUpload>>(
+        mut self,
+        concurrency: usize,
+        handler: H,
+    ) -> Self {
+        self.import_upload = Some(Lane::new(concurrency, handler));
+        self
+    }
+
     /// Runs the workers until `shutdown` is cancelled, then stops taking jobs, lets the running
     /// ones finish, hands fetched-but-unstarted ones back to the queue and returns. If one job
     /// type's worker fails (its database went away), the others are stopped the same way and the
@@ -130,12 +147,13 @@ impl Workers {
         self.queue.config().validate()?;
         let stop = shutdown.child_token();
         let queue = self.queue;
-        let (a, b, c) = tokio::join!(
+        let (a, b, c, d) = tokio::join!(
             run_lane(queue.clone(), self.poll_source, stop.clone()),
             run_lane(queue.clone(), self.import_file, stop.clone()),
             run_lane(queue.clone(), self.retry_rejected_records, stop.clone()),
+            run_lane(queue.clone(), self.import_upload, stop.clone()),
         );
-        a.and(b).and(c)
+        a.and(b).and(c).and(d)
     }
 }
 

@@ -499,14 +499,27 @@ impl ApiClient {
                     .await
                     .map_err(|_| ApiError::Config("the request semaphore is closed".into()))?;
                 self.inner.sent.fetch_add(1, Ordering::Relaxed);
-                match request.send().await {
+                let started = std::time::Instant::now();
+                let answer = match request.send().await {
                     Ok(response) => {
                         let status = response.status();
                         let headers = response.headers().clone();
                         response.bytes().await.map(|b| Answer { status, headers, body: b.to_vec() })
                     }
                     Err(e) => Err(e),
+                };
+                if call.method != Method::GET {
+                    let outcome = match &answer {
+                        Ok(a) => format!("{}xx", a.status.as_u16() / 100),
+                        Err(_) => "error".to_owned(),
+                    };
+                    crate::metrics::observe_platform_write(
+                        call.method.as_str(),
+                        &outcome,
+                        started.elapsed().as_secs_f64(),
+                    );
                 }
+                answer
             };
             let (failure, delay) = match outcome {
                 Ok(answer) => {

@@ -77,6 +77,31 @@ pub struct ServiceConfig {
     /// The sources to poll.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// The REST layer served beside the engine (none: not served).
+    #[serde(default)]
+    pub api: Option<ApiConfig>,
+}
+
+/// `[api]`: the REST layer `intake serve` serves beside the engine, over the same state store
+/// and job queue, writing inline uploads and retries through the `[platform]` client. The
+/// options are `intake api`'s.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The address to listen on, e.g. `127.0.0.1:8090`.
+    pub listen: String,
+    /// The token issuers to trust (a JSON array, as `intake api --issuers`).
+    #[serde(default)]
+    pub issuers: Option<PathBuf>,
+    /// The clients of the built-in token endpoint (as `intake api --clients`).
+    #[serde(default)]
+    pub clients: Option<PathBuf>,
+    /// The built-in token endpoint's signing key (as `intake api --token-key`).
+    #[serde(default)]
+    pub token_key: Option<PathBuf>,
+    /// The base URL clients reach the server at (as `intake api --public-url`).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// `[state]`.
@@ -432,6 +457,15 @@ impl ServiceConfig {
             && !path.is_empty()
         {
             self.platform.key_credential = format!("file:{}", absolute(path));
+        }
+        if let Some(api) = &mut self.api {
+            for path in
+                [&mut api.issuers, &mut api.clients, &mut api.token_key].into_iter().flatten()
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
         }
         for source in &mut self.sources {
             if let Some(toml::Value::String(path)) = source.connection_config.get_mut("path") {

@@ -74,15 +74,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::import::{required_scopes, writer_config};
-use crate::jobs::{ImportFile, JobError, JobQueue, JobQueueError, RetryRejectedRecords, Workers};
+use crate::jobs::{
+    ImportFile, ImportUpload, JobError, JobQueue, JobQueueError, RetryRejectedRecords, Workers,
+};
 use crate::m2m::{ApiClient, ClientConfig, ClientCredentials, TokenManager, load_signing_key};
 use crate::runner::{
     FileImport, FileOutcome, GivenUpImport, RecordsRetry, RunnerError, RunnerOptions, SkipReason,
-    SourceContext, fail_given_up_import, import_source_file, retry_rejected_records,
+    SourceContext, StoredTemplateError, UploadImport, fail_given_up_import, import_source_file,
+    import_uploaded_file, retry_rejected_records, stored_template,
 };
 use crate::store::{
-    ClaimOutcome, ClaimState, Collection, Document, FileClaim, ListQuery, NewFileClaim, Store,
-    StoreError,
+    ClaimOutcome, ClaimState, Collection, Document, FileClaim, ListQuery, NewFileClaim, RunCounts,
+    RunOutcome, RunStatus, Store, StoreError,
 };
 use crate::template::{ObjectId, PostProcessPolicy, Template};
 
@@ -276,6 +279,22 @@ impl Service {
     /// Runs pollers and workers until `shutdown` fires, then stops them as the module docs say
     /// and returns what was done. Nothing it started is left running when it returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<ServeSummary, ServiceError> {
+        self.run_with(shutdown, |_| async { Ok(()) }).await
+    }
+
+    /// Like [`Service::run`], with `companion` running beside the engine on the same state
+    /// store, job queue and platform client (the REST layer, served by the binary): it is
+    /// started once the store and the queue are open and must return when the context's
+    /// `shutdown` fires; its error stops the service.
+    pub async fn run_with<F, Fut>(
+        self,
+        shutdown: CancellationToken,
+        companion: F,
+    ) -> Result<ServeSummary, ServiceError>
+    where
+        F: FnOnce(CompanionContext) -> Fut,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
         let Service { config, sources, client } = self;
         for path in [&config.state.path, &config.jobs.path] {
             create_parent(path)?;
@@ -288,11 +307,48 @@ impl Service {
                 return Err(e.into());
             }
         };
-        let result = serve(&config, sources, client, &store, &queue, shutdown).await;
+        let upload_dir = Path::new(&config.state.path)
+            .parent()
+            .map_or_else(|| Path::new("uploads").to_owned(), |dir| dir.join("uploads"));
+        let context = CompanionContext {
+            upload_dir,
+            store: store.clone(),
+            queue: queue.clone(),
+            tenant: config.platform.tenant_id.clone(),
+            client: client.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let companion = tokio::spawn(companion(context));
+        let result = serve(&config, sources, client, &store, &queue, shutdown.clone()).await;
+        // The engine stopped (on shutdown, or failing): the companion stops too.
+        shutdown.cancel();
+        let companion = match companion.await {
+            Ok(outcome) => outcome.map_err(ServiceError::Internal),
+            Err(e) => Err(ServiceError::Internal(format!("the companion task: {e}"))),
+        };
         queue.close().await;
         store.close().await;
-        result
+        let summary = result?;
+        companion?;
+        Ok(summary)
     }
+}
+
+/// What a task running beside the engine ([`Service::run_with`]) shares with it.
+#[derive(Debug, Clone)]
+pub struct CompanionContext {
+    /// The state store.
+    pub store: Store,
+    /// The job queue.
+    pub queue: JobQueue,
+    /// The tenant the engine imports for (`[platform] tenant_id`).
+    pub tenant: String,
+    /// The platform client of that tenant.
+    pub client: ApiClient,
+    /// Fires when the service stops; the companion must return then.
+    pub shutdown: CancellationToken,
+    /// Where uploads queued for the workers are kept (`uploads/` beside the state store).
+    pub upload_dir: std::path::PathBuf,
 }
 
 /// Everything the poller and import tasks share.
@@ -364,9 +420,17 @@ async fn serve(
             async move { retry_job(&shared, job).await }
         }
     };
+    let upload_handler = {
+        let shared = shared.clone();
+        move |job: ImportUpload| {
+            let shared = shared.clone();
+            async move { upload_job(&shared, job).await }
+        }
+    };
     let workers = Workers::new(queue)
         .import_file(config.jobs.import_concurrency, handler)
-        .retry_rejected_records(RETRY_CONCURRENCY, retry_handler);
+        .retry_rejected_records(RETRY_CONCURRENCY, retry_handler)
+        .import_upload(config.jobs.import_concurrency, upload_handler);
     let running = workers.run(shutdown.clone());
     tokio::pin!(running);
     let grace = Duration::from_secs(config.jobs.shutdown_grace_seconds);
@@ -616,6 +680,7 @@ async fn poll_source(shared: Arc<Shared>, index: usize, stop: CancellationToken)
         let mut error = report.error_message();
         if let Some(message) = &error {
             tracing::warn!(source = %name, error = %message, "poll failed");
+            crate::metrics::count_poll_error(&name);
         }
         if let Ok(observed) = &report.outcome {
             handed.retain(|path, _| observed.ready.iter().any(|f| &f.path == path));
@@ -779,6 +844,75 @@ async fn record_poll(
 
 fn job_error(retryable: bool, reason: impl std::fmt::Display) -> JobError {
     if retryable { JobError::retryable(reason) } else { JobError::permanent(reason) }
+}
+
+/// The `ImportUpload` handler: a queued upload imported under its run with the tenant's stored
+/// template. A job that cannot succeed (another tenant, a template gone or no longer valid)
+/// ends its run `failed` with the reason; the kept file is removed once the run is final.
+async fn upload_job(shared: &Shared, job: ImportUpload) -> Result<(), JobError> {
+    let tenant = &shared.tenant;
+    if &job.tenant_id != tenant {
+        let reason = format!("tenant {} is not served by this process", job.tenant_id);
+        return fail_upload(shared, &job, reason).await;
+    }
+    let template = match stored_template(&shared.store, tenant, &job.template_id).await {
+        Ok(template) => template,
+        Err(StoredTemplateError::Store(e)) if e.is_retryable() => return Err(job_error(true, e)),
+        Err(e) => {
+            return fail_upload(shared, &job, format!("template {}: {e}", job.template_id)).await;
+        }
+    };
+    let import = UploadImport {
+        store: &shared.store,
+        tenant,
+        run_id: &job.run_id,
+        template: &template,
+        path: Path::new(&job.path),
+        client: shared.client.clone(),
+        options: &shared.options,
+        cancel: shared.abort.clone(),
+    };
+    match import_uploaded_file(import).await {
+        Ok(run) => {
+            bump(&shared.stats.imported);
+            tracing::info!(run = %run.meta.id, status = run.body.status.as_str(), "upload imported");
+            remove_upload(&job.path).await;
+            Ok(())
+        }
+        Err(e) => {
+            bump(&shared.stats.failed_attempts);
+            tracing::warn!(run = %job.run_id, error = %e, "upload import attempt failed");
+            Err(job_error(e.is_retryable(), e))
+        }
+    }
+}
+
+/// Ends a queued upload's run `failed` with `reason` (a run already final stays as it is) and
+/// removes its file.
+async fn fail_upload(shared: &Shared, job: &ImportUpload, reason: String) -> Result<(), JobError> {
+    tracing::warn!(run = %job.run_id, %reason, "queued upload cannot be imported");
+    let outcome = RunOutcome {
+        status: RunStatus::Failed,
+        counts: RunCounts::default(),
+        timings: serde_json::json!({"upload": true}),
+        error: Some(reason),
+    };
+    match shared.store.finish_run(&job.tenant_id, &job.run_id, &outcome, &[]).await {
+        Ok(_) | Err(StoreError::NotFound { .. } | StoreError::IllegalTransition { .. }) => {
+            remove_upload(&job.path).await;
+            Ok(())
+        }
+        Err(e) => Err(job_error(e.is_retryable(), e)),
+    }
+}
+
+/// Removes a queued upload's kept file (a missing file is fine: a re-delivered job).
+async fn remove_upload(path: &str) {
+    if let Err(e) = tokio::fs::remove_file(path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(%path, error = %e, "cannot remove an uploaded file");
+    }
 }
 
 /// The `ImportFile` handler: the claim's file, by path, through the runner.

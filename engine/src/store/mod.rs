@@ -152,6 +152,12 @@ impl Store {
         dispatch!(self, s => s.ping().await)
     }
 
+    /// Runs per status with their summed row counts, and the sources in error, over every
+    /// tenant (for `/metrics`).
+    pub async fn run_statistics(&self) -> Result<RunStatistics, StoreError> {
+        dispatch!(self, s => s.run_statistics().await)
+    }
+
     // ---- generic documents ------------------------------------------------------------------
 
     /// Creates a resource from a JSON object; base fields in `body` are ignored.

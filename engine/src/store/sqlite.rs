@@ -368,6 +368,49 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Runs per status with their summed counts, and the sources in error, over every tenant.
+    pub async fn run_statistics(&self) -> Result<RunStatistics, StoreError> {
+        let sum = |field: &str| format!("COALESCE(SUM(json_extract(doc, '$.counts.{field}')), 0)");
+        let sql = format!(
+            "SELECT status, COUNT(*), {}, {}, {}, {}, {}, {}, {} FROM import_runs \
+             WHERE is_deleted = 0 GROUP BY status ORDER BY status",
+            sum("read"),
+            sum("valid"),
+            sum("rejected"),
+            sum("created"),
+            sum("updated"),
+            sum("deleted"),
+            sum("skipped_already_written"),
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let count = |row: &sqlx::sqlite::SqliteRow, i: usize| {
+            u64::try_from(row.try_get::<i64, _>(i).unwrap_or(0)).unwrap_or(0)
+        };
+        let by_status = rows
+            .iter()
+            .map(|row| {
+                let status: Option<String> = row.try_get(0).unwrap_or(None);
+                let counts = RunCounts {
+                    read: count(row, 2),
+                    valid: count(row, 3),
+                    rejected: count(row, 4),
+                    created: count(row, 5),
+                    updated: count(row, 6),
+                    deleted: count(row, 7),
+                    skipped_already_written: count(row, 8),
+                };
+                (status.unwrap_or_default(), count(row, 1), counts)
+            })
+            .collect();
+        let (in_error,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM sources WHERE is_deleted = 0 \
+             AND json_extract(doc, '$.last_error') IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RunStatistics { by_status, sources_in_error: u64::try_from(in_error).unwrap_or(0) })
+    }
+
     /// A transaction holding the write lock from its start.
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)

@@ -624,3 +624,13 @@ pub struct RejectedStatusChange {
     /// Why, when given.
     pub note: Option<String>,
 }
+
+/// Import runs and their rows over every tenant, for the metrics: per run status, how many
+/// runs and the sum of their counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStatistics {
+    /// `(status, runs, summed counts)`, one entry per status that has runs.
+    pub by_status: Vec<(String, u64, RunCounts)>,
+    /// Sources (not deleted) whose last poll failed (`last_error` set).
+    pub sources_in_error: u64,
+}

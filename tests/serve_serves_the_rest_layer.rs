@@ -1,0 +1,184 @@
+//! End-to-end: `intake serve` with an `[api]` section serves the REST layer beside the engine,
+//! over the same state store and job queue: a file dropped in the inbox is imported by the
+//! engine, and its run and rejected records are read over REST; the templates `intake serve`
+//! registered are listed; an upload over its template's inline limits is queued and imported by
+//! a worker; readiness covers the queue; `/metrics` counts the runs; SIGTERM stops both cleanly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{SandboxProcess, ServeProcess, demo_issuer_token, repo, wait_until};
+use serde_json::Value;
+
+const TENANT: &str = "64a1b2c3d4e5f6789012abcd";
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn write_config(dir: &Path, url: &str, inbox: &Path) -> std::path::PathBuf {
+    let config = format!(
+        r#"
+[state]
+path = "state/intake.sqlite"
+
+[jobs]
+path = "state/intake.jobs.sqlite"
+
+[platform]
+url = {url:?}
+client_id = "demo-integration"
+kid = "demo-2026"
+key_credential = {key:?}
+tenant_id = "{TENANT}"
+
+[api]
+listen = "127.0.0.1:0"
+issuers = {issuers:?}
+
+[[sources]]
+id = "inbox"
+source_type = "watched_directory"
+connection_config = {{ path = {inbox:?} }}
+polling_interval_seconds = 1
+templates = [{{ path = {members:?}, file_matcher = "member-*.csv" }}]
+"#,
+        key = format!("file:{}", repo("fixtures/sandbox/demo-client.key.pem")),
+        issuers = repo("fixtures/api/issuers.json"),
+        inbox = inbox.display().to_string(),
+        members = repo("fixtures/member-register/template.json"),
+    );
+    let path = dir.join("intake.toml");
+    fs::write(&path, config).unwrap();
+    path
+}
+
+/// The REST address `intake serve` printed on `stdout`.
+fn rest_url(stdout: &str) -> Option<String> {
+    stdout.lines().find_map(|line| {
+        line.strip_prefix("intake serve: REST layer listening on ").map(str::to_owned)
+    })
+}
+
+#[test]
+fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    fs::create_dir_all(&inbox).unwrap();
+    let sandbox = SandboxProcess::start();
+    let config = write_config(dir.path(), &sandbox.url, &inbox);
+    let mut serve = ServeProcess::start(&config, dir.path(), 1);
+    let stdout = dir.path().join("serve-1.out");
+    let mut url = None;
+    wait_until(&mut serve, "the REST address", TIMEOUT, || {
+        url = rest_url(&fs::read_to_string(&stdout).unwrap_or_default());
+        url.is_some()
+    });
+    let url = url.unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let token = demo_issuer_token("admin.imports.manage");
+    let get = |path: &str| -> (u16, Value) {
+        runtime.block_on(async {
+            let response =
+                http.get(format!("{url}{path}")).bearer_auth(&token).send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        })
+    };
+
+    // The template `intake serve` registered from its configuration is in the store.
+    let (status, templates) = get("/imports/templates/");
+    assert_eq!(status, 200, "{templates}");
+    assert_eq!(templates["total"], 1);
+    assert_eq!(templates["items"][0]["file_matcher"], "member-*.csv");
+    let (status, ready) = get("/readyz");
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["checks"]["job_queue"], "ok");
+
+    // A dropped file is imported by the engine; its run and rejected rows are read over REST.
+    fs::copy(repo("fixtures/member-register/input.csv"), inbox.join("member-2026.csv")).unwrap();
+    let mut run = Value::Null;
+    wait_until(&mut serve, "the import run", TIMEOUT, || {
+        let (_, page) = get("/imports/runs?status__in=succeeded,partially_succeeded,failed");
+        run = page["items"][0].clone();
+        !run.is_null()
+    });
+    assert_eq!(run["status"], "partially_succeeded", "{run}");
+    assert_eq!(run["counts"]["valid"], 6);
+    let run_id = run["_id"].as_str().unwrap();
+    let (_, rejected) = get(&format!("/rejected-records?import_run_id={run_id}&per_page=100"));
+    assert_eq!(rejected["total"], run["counts"]["rejected"], "{rejected}");
+    assert!(rejected["total"].as_u64().unwrap() >= 7);
+
+    // An upload over the template's inline limits is queued (202) and imported by a worker.
+    let mut template: Value = serde_json::from_str(
+        &fs::read_to_string(repo("fixtures/member-register/template.json")).unwrap(),
+    )
+    .unwrap();
+    template["name"] = "members, offloaded".into();
+    template["offload_policy"] = serde_json::json!({"inline_max_size_mb": 0.0001});
+    let created: Value = runtime.block_on(async {
+        let response = http
+            .post(format!("{url}/imports/templates/"))
+            .bearer_auth(&token)
+            .json(&template)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    });
+    let (status, location, queued) = runtime.block_on(async {
+        let file = reqwest::multipart::Part::bytes(
+            fs::read(repo("fixtures/member-register/input.csv")).unwrap(),
+        )
+        .file_name("big-members.csv");
+        let form = reqwest::multipart::Form::new()
+            .text("template_id", created["_id"].as_str().unwrap().to_owned())
+            .part("file", file);
+        let response = http
+            .post(format!("{url}/imports/runs"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        (status, location, response.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["status"], "queued");
+    let location = location.unwrap();
+    let mut finished = Value::Null;
+    wait_until(&mut serve, "the queued upload's run", TIMEOUT, || {
+        let (_, run) = get(&location);
+        let done =
+            matches!(run["status"].as_str(), Some("succeeded" | "partially_succeeded" | "failed"));
+        finished = run;
+        done
+    });
+    assert_eq!(finished["status"], "partially_succeeded", "{finished}");
+    assert_eq!(finished["source_name"], "big-members.csv");
+    assert_eq!(finished["counts"]["read"], run["counts"]["read"]);
+    // The kept upload is removed once its run is final.
+    let uploads = dir.path().join("state/uploads");
+    wait_until(&mut serve, "the kept upload's removal", TIMEOUT, || {
+        fs::read_dir(&uploads).map(|d| d.count() == 0).unwrap_or(true)
+    });
+
+    let (status, metrics) = get("/metrics");
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(metrics.contains("intake_import_runs{status=\"partially_succeeded\"} 2"), "{metrics}");
+    assert!(metrics.contains("intake_job_queue_depth 0"), "{metrics}");
+
+    assert!(serve.terminate(TIMEOUT).success(), "{}", serve.output());
+    // The REST layer stopped with the engine.
+    let refused = runtime.block_on(http.get(format!("{url}/healthz")).send());
+    assert!(refused.is_err(), "the REST layer still answers after SIGTERM");
+}
