@@ -1,7 +1,9 @@
 //! End-to-end: `intake serve` with an `[api]` section serves the REST layer beside the engine,
 //! over the same state store and job queue: a file dropped in the inbox is imported by the
 //! engine, and its run and rejected records are read over REST; the templates `intake serve`
-//! registered are listed; an upload over its template's inline limits is queued and imported by
+//! registered are listed; a template created through the API for the configured source
+//! imports the next matching file, and a source created through the API is polled from the
+//! next start; an upload over its template's inline limits is queued and imported by
 //! a worker; readiness covers the queue; `/metrics` counts the runs; SIGTERM stops both cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -114,6 +116,41 @@ fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
     assert_eq!(rejected["total"], run["counts"]["rejected"], "{rejected}");
     assert!(rejected["total"].as_u64().unwrap() >= 7);
 
+    // A template created through the API for the configured source takes effect with the next
+    // file: it matches `api-*.csv`, which no configured template does.
+    let (_, sources) = get("/imports/sources");
+    let source_id = sources["items"][0]["_id"].as_str().unwrap().to_owned();
+    let mut api_template: Value = serde_json::from_str(
+        &fs::read_to_string(repo("fixtures/member-register/template.json")).unwrap(),
+    )
+    .unwrap();
+    api_template["name"] = "members from the API".into();
+    api_template["source_id"] = source_id.into();
+    api_template["file_matcher"] = "api-*.csv".into();
+    let api_created: Value = runtime.block_on(async {
+        let response = http
+            .post(format!("{url}/imports/templates/"))
+            .bearer_auth(&token)
+            .json(&api_template)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    });
+    fs::copy(repo("fixtures/member-register/input.csv"), inbox.join("api-2026.csv")).unwrap();
+    let api_template_id = api_created["_id"].as_str().unwrap().to_owned();
+    let mut api_run = Value::Null;
+    wait_until(&mut serve, "the run of the API template", TIMEOUT, || {
+        let (_, page) = get(&format!(
+            "/imports/runs?template_id={api_template_id}&status__in=succeeded,partially_succeeded,failed"
+        ));
+        api_run = page["items"][0].clone();
+        !api_run.is_null()
+    });
+    assert_eq!(api_run["status"], "partially_succeeded", "{api_run}");
+    assert_eq!(api_run["source_name"], "api-2026.csv");
+
     // An upload over the template's inline limits is queued (202) and imported by a worker.
     let mut template: Value = serde_json::from_str(
         &fs::read_to_string(repo("fixtures/member-register/template.json")).unwrap(),
@@ -174,11 +211,64 @@ fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
     let (status, metrics) = get("/metrics");
     assert_eq!(status, 200);
     let metrics = metrics.as_str().unwrap().to_owned();
-    assert!(metrics.contains("intake_import_runs{status=\"partially_succeeded\"} 2"), "{metrics}");
+    assert!(metrics.contains("intake_import_runs{status=\"partially_succeeded\"} 3"), "{metrics}");
     assert!(metrics.contains("intake_job_queue_depth 0"), "{metrics}");
+
+    // A source created through the API (with a template of its own) is polled from the next
+    // start.
+    let api_inbox = dir.path().join("api-inbox");
+    let source = serde_json::json!({
+        "name": "API inbox", "source_type": "watched_directory",
+        "connection_config": {"path": api_inbox.display().to_string()},
+        "polling_interval_seconds": 1,
+    });
+    let post = |path: &str, body: &Value| -> Value {
+        runtime.block_on(async {
+            let response = http
+                .post(format!("{url}{path}"))
+                .bearer_auth(&token)
+                .json(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+            response.json().await.unwrap()
+        })
+    };
+    let api_source = post("/imports/sources/", &source);
+    let mut template = api_template.clone();
+    template["name"] = "members of the API inbox".into();
+    template["source_id"] = api_source["_id"].clone();
+    template["file_matcher"] = "*.csv".into();
+    let inbox_template = post("/imports/templates/", &template);
 
     assert!(serve.terminate(TIMEOUT).success(), "{}", serve.output());
     // The REST layer stopped with the engine.
     let refused = runtime.block_on(http.get(format!("{url}/healthz")).send());
     assert!(refused.is_err(), "the REST layer still answers after SIGTERM");
+
+    let mut serve = ServeProcess::start(&config, dir.path(), 2);
+    let stdout = dir.path().join("serve-2.out");
+    let mut url = None;
+    wait_until(&mut serve, "the REST address", TIMEOUT, || {
+        url = rest_url(&fs::read_to_string(&stdout).unwrap_or_default());
+        url.is_some()
+    });
+    let url = url.unwrap();
+    fs::copy(repo("fixtures/member-register/input.csv"), api_inbox.join("members.csv")).unwrap();
+    let template_id = inbox_template["_id"].as_str().unwrap();
+    let mut inbox_run = Value::Null;
+    wait_until(&mut serve, "the run of the API source", TIMEOUT, || {
+        let path = format!(
+            "{url}/imports/runs?template_id={template_id}&status__in=succeeded,partially_succeeded,failed"
+        );
+        let page: Value = runtime.block_on(async {
+            http.get(&path).bearer_auth(&token).send().await.unwrap().json().await.unwrap()
+        });
+        inbox_run = page["items"][0].clone();
+        !inbox_run.is_null()
+    });
+    assert_eq!(inbox_run["status"], "partially_succeeded", "{inbox_run}");
+    assert_eq!(inbox_run["source_id"], api_source["_id"]);
+    assert!(serve.terminate(TIMEOUT).success(), "{}", serve.output());
 }

@@ -81,7 +81,7 @@ use crate::m2m::{ApiClient, ClientConfig, ClientCredentials, TokenManager, load_
 use crate::runner::{
     FileImport, FileOutcome, GivenUpImport, RecordsRetry, RunnerError, RunnerOptions, SkipReason,
     SourceContext, StoredTemplateError, UploadImport, fail_given_up_import, import_source_file,
-    import_uploaded_file, retry_rejected_records, stored_template,
+    import_uploaded_file, retry_rejected_records, stored_template, template_from_document,
 };
 use crate::store::{
     ClaimOutcome, ClaimState, Collection, Document, FileClaim, ListQuery, NewFileClaim, RunCounts,
@@ -385,6 +385,8 @@ async fn serve(
     for prepared in sources {
         active.push(register(store, &tenant, prepared).await?);
     }
+    let known: HashSet<String> = active.iter().map(|s| s.context.id.clone()).collect();
+    active.extend(stored_sources(store, &tenant, &known).await?);
     let shared = Arc::new(Shared {
         store: store.clone(),
         queue: queue.clone(),
@@ -662,6 +664,105 @@ async fn register(
     })
 }
 
+/// The tenant's active sources in the state store that the configuration does not name —
+/// those created through the REST layer — ready to poll (read at start: a source created later
+/// is polled from the next start). A source that cannot be built is skipped with a warning and
+/// its `last_error` says why.
+async fn stored_sources(
+    store: &Store,
+    tenant: &str,
+    known: &HashSet<String>,
+) -> Result<Vec<ActiveSource>, ServiceError> {
+    let query = ListQuery::new().eq("is_active", true).page(1, ListQuery::MAX_PER_PAGE);
+    let documents = store.list(Collection::Sources, tenant, &query).await?.items;
+    let mut out = Vec::new();
+    for document in documents.into_iter().filter(|d| !known.contains(&d.meta.id)) {
+        let id = document.meta.id.clone();
+        let config = match stored_source_config(&document) {
+            Ok(config) => config,
+            Err(problem) => {
+                mark_source_error(store, tenant, &document, &problem).await;
+                continue;
+            }
+        };
+        let query = ListQuery::new().eq("source_id", id.clone()).page(1, ListQuery::MAX_PER_PAGE);
+        let templates: Vec<Template> = store
+            .list(Collection::Templates, tenant, &query)
+            .await?
+            .items
+            .iter()
+            .filter_map(|d| template_from_document(d).ok())
+            .collect();
+        let settings = source_settings(&config, &templates);
+        match build_source(&config, &settings) {
+            Ok(source) => {
+                tracing::info!(source = %id, "polling a source created through the API");
+                out.push(ActiveSource {
+                    context: SourceContext {
+                        id,
+                        source,
+                        move_unmatched_to_error: config.move_unmatched_to_error,
+                        unmatched_folder: config.unmatched_folder.clone(),
+                    },
+                    templates,
+                    poller: PollerOptions::from_settings(&settings),
+                    active: true,
+                });
+            }
+            Err(problems) => {
+                mark_source_error(store, tenant, &document, &problems.join("; ")).await
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A stored source document as the configuration of a source.
+fn stored_source_config(document: &Document) -> Result<config::SourceConfig, String> {
+    let body = &document.body;
+    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::to_owned);
+    let strings = |field: &str| -> Vec<String> {
+        body.get(field)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let connection_config: toml::Table =
+        serde_json::from_value(body.get("connection_config").cloned().unwrap_or(Value::Null))
+            .map_err(|e| format!("connection_config: {e}"))?;
+    Ok(config::SourceConfig {
+        id: document.meta.id.clone(),
+        name: text("name"),
+        source_type: text("source_type").ok_or("source_type is missing")?,
+        connection_config,
+        ignored_folders: strings("ignored_folders"),
+        temp_file_extensions: strings("temp_file_extensions"),
+        polling_interval_seconds: body
+            .get("polling_interval_seconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(300),
+        event_driven: body.get("event_driven").and_then(Value::as_bool).unwrap_or(false),
+        move_unmatched_to_error: body
+            .get("move_unmatched_to_error")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        unmatched_folder: text("unmatched_folder")
+            .unwrap_or_else(|| crate::runner::DEFAULT_UNMATCHED_FOLDER.to_owned()),
+        is_active: true,
+        templates: Vec::new(),
+    })
+}
+
+/// Records why a stored source is not polled (its `last_error`), logging it.
+async fn mark_source_error(store: &Store, tenant: &str, document: &Document, problem: &str) {
+    tracing::warn!(source = %document.meta.id, %problem, "a stored source cannot be polled");
+    let mut body = document.body.clone();
+    body["last_error"] = Value::String(format!("cannot be polled: {problem}"));
+    if let Err(e) = store.update(Collection::Sources, tenant, &document.meta.id, None, body).await {
+        tracing::warn!(source = %document.meta.id, error = %e, "cannot record the source's error");
+    }
+}
+
 // ---- polling ----------------------------------------------------------------------------------
 
 /// Polls one source until `stop` fires: claims and enqueues each ready file version once.
@@ -731,11 +832,12 @@ async fn end_given_up_imports(shared: &Shared, source: &ActiveSource, ended: &mu
         {
             continue;
         }
+        let templates = current_templates(shared, source).await;
         let give_up = GivenUpImport {
             store: &shared.store,
             tenant: &shared.tenant,
             source: &source.context,
-            templates: &source.templates,
+            templates: &templates,
             claim_id: &job.claim_id,
             reason: &failed.reason,
         };
@@ -804,11 +906,12 @@ async fn finish_pending_move(
     if run.body.timings.pointer("/post_process/to").is_none() {
         return Ok(());
     }
+    let templates = current_templates(shared, source).await;
     let job = FileImport {
         store: &shared.store,
         tenant: &shared.tenant,
         source: &source.context,
-        templates: &source.templates,
+        templates: &templates,
         client: shared.client.clone(),
         file,
         options: &RunnerOptions::default(),
@@ -844,6 +947,34 @@ async fn record_poll(
 
 fn job_error(retryable: bool, reason: impl std::fmt::Display) -> JobError {
     if retryable { JobError::retryable(reason) } else { JobError::permanent(reason) }
+}
+
+/// The templates of `source` as they are now: the tenant's templates in the state store whose
+/// `source_id` is the source's — those `intake serve` registered from its configuration and
+/// those created or changed through the REST layer — so an API change takes effect with the
+/// next file. A stored template that no longer loads is skipped with a warning; when the store
+/// cannot be read, the configured templates are used.
+async fn current_templates(shared: &Shared, source: &ActiveSource) -> Vec<Template> {
+    let query = ListQuery::new()
+        .eq("source_id", source.context.id.clone())
+        .page(1, ListQuery::MAX_PER_PAGE);
+    let documents = match shared.store.list(Collection::Templates, &shared.tenant, &query).await {
+        Ok(page) => page.items,
+        Err(e) => {
+            tracing::warn!(source = %source.context.id, error = %e, "cannot read the stored templates; using the configured ones");
+            return source.templates.clone();
+        }
+    };
+    let mut templates = Vec::with_capacity(documents.len());
+    for document in &documents {
+        match template_from_document(document) {
+            Ok(template) => templates.push(template),
+            Err(e) => {
+                tracing::warn!(template = %document.meta.id, error = %e, "stored template skipped: it does not load");
+            }
+        }
+    }
+    templates
 }
 
 /// The `ImportUpload` handler: a queued upload imported under its run with the tenant's stored
@@ -951,11 +1082,12 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
         }
         Err(e) => return Err(job_error(e.is_retryable(), e)),
     };
+    let templates = current_templates(shared, source).await;
     let import = FileImport {
         store: &shared.store,
         tenant,
         source: &source.context,
-        templates: &source.templates,
+        templates: &templates,
         client: shared.client.clone(),
         file: &file,
         options: &shared.options,
@@ -1004,13 +1136,12 @@ async fn retry_job(shared: &Shared, job: RetryRejectedRecords) -> Result<(), Job
             job.tenant_id, shared.tenant
         )));
     }
-    let templates: Vec<Template> =
-        shared.sources.iter().flat_map(|s| s.templates.iter().cloned()).collect();
+    // Every record's template is read from the store as it is now (API changes included).
     let retry = RecordsRetry {
         store: &shared.store,
         tenant: &shared.tenant,
         record_ids: &job.record_ids,
-        templates: &templates,
+        templates: &[],
         client: shared.client.clone(),
         cancel: shared.abort.clone(),
     };
