@@ -2,8 +2,8 @@
 //! over the same state store and job queue: a file dropped in the inbox is imported by the
 //! engine, and its run and rejected records are read over REST; the templates `intake serve`
 //! registered are listed; a template created through the API for the configured source
-//! imports the next matching file, and a source created through the API is polled from the
-//! next start; an upload over its template's inline limits is queued and imported by
+//! imports the next matching file, and a source created through the API is polled while it runs
+//! (and after a restart); an upload over its template's inline limits is queued and imported by
 //! a worker; readiness covers the queue; `/metrics` counts the runs; SIGTERM stops both cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -214,8 +214,8 @@ fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
     assert!(metrics.contains("intake_import_runs{status=\"partially_succeeded\"} 3"), "{metrics}");
     assert!(metrics.contains("intake_job_queue_depth 0"), "{metrics}");
 
-    // A source created through the API (with a template of its own) is polled from the next
-    // start.
+    // A source created through the API (with a template of its own) is polled within seconds,
+    // while `intake serve` runs.
     let api_inbox = dir.path().join("api-inbox");
     let source = serde_json::json!({
         "name": "API inbox", "source_type": "watched_directory",
@@ -235,18 +235,38 @@ fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
             response.json().await.unwrap()
         })
     };
-    let api_source = post("/imports/sources/", &source);
     let mut template = api_template.clone();
+    let api_source = post("/imports/sources/", &source);
     template["name"] = "members of the API inbox".into();
     template["source_id"] = api_source["_id"].clone();
     template["file_matcher"] = "*.csv".into();
     let inbox_template = post("/imports/templates/", &template);
+    let template_id = inbox_template["_id"].as_str().unwrap().to_owned();
+    let inbox_runs = |url: &str| -> Vec<Value> {
+        let path = format!(
+            "{url}/imports/runs?template_id={template_id}&status__in=succeeded,partially_succeeded,failed&sort=source_name"
+        );
+        let page: Value = runtime.block_on(async {
+            http.get(&path).bearer_auth(&token).send().await.unwrap().json().await.unwrap()
+        });
+        page["items"].as_array().cloned().unwrap_or_default()
+    };
+    wait_until(&mut serve, "the API inbox folder", TIMEOUT, || api_inbox.is_dir());
+    fs::copy(repo("fixtures/member-register/input.csv"), api_inbox.join("members-1.csv")).unwrap();
+    let mut runs = Vec::new();
+    wait_until(&mut serve, "the run of the API source", TIMEOUT, || {
+        runs = inbox_runs(&url);
+        !runs.is_empty()
+    });
+    assert_eq!(runs[0]["status"], "partially_succeeded", "{runs:?}");
+    assert_eq!(runs[0]["source_id"], api_source["_id"]);
 
     assert!(serve.terminate(TIMEOUT).success(), "{}", serve.output());
     // The REST layer stopped with the engine.
     let refused = runtime.block_on(http.get(format!("{url}/healthz")).send());
     assert!(refused.is_err(), "the REST layer still answers after SIGTERM");
 
+    // After a restart it is polled again.
     let mut serve = ServeProcess::start(&config, dir.path(), 2);
     let stdout = dir.path().join("serve-2.out");
     let mut url = None;
@@ -255,20 +275,11 @@ fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
         url.is_some()
     });
     let url = url.unwrap();
-    fs::copy(repo("fixtures/member-register/input.csv"), api_inbox.join("members.csv")).unwrap();
-    let template_id = inbox_template["_id"].as_str().unwrap();
-    let mut inbox_run = Value::Null;
-    wait_until(&mut serve, "the run of the API source", TIMEOUT, || {
-        let path = format!(
-            "{url}/imports/runs?template_id={template_id}&status__in=succeeded,partially_succeeded,failed"
-        );
-        let page: Value = runtime.block_on(async {
-            http.get(&path).bearer_auth(&token).send().await.unwrap().json().await.unwrap()
-        });
-        inbox_run = page["items"][0].clone();
-        !inbox_run.is_null()
+    fs::copy(repo("fixtures/member-register/input.csv"), api_inbox.join("members-2.csv")).unwrap();
+    wait_until(&mut serve, "the second run of the API source", TIMEOUT, || {
+        runs = inbox_runs(&url);
+        runs.len() == 2
     });
-    assert_eq!(inbox_run["status"], "partially_succeeded", "{inbox_run}");
-    assert_eq!(inbox_run["source_id"], api_source["_id"]);
+    assert_eq!(runs[1]["source_name"], "members-2.csv");
     assert!(serve.terminate(TIMEOUT).success(), "{}", serve.output());
 }

@@ -357,7 +357,9 @@ struct Shared {
     queue: JobQueue,
     tenant: String,
     client: ApiClient,
-    sources: Vec<ActiveSource>,
+    /// The sources being polled: the configured ones, and those created through the REST
+    /// layer (added and removed by [`watch_stored_sources`]).
+    sources: std::sync::RwLock<Vec<Arc<ActiveSource>>>,
     options: RunnerOptions,
     /// Cancels imports in flight (fired when the shutdown grace period is over).
     abort: CancellationToken,
@@ -370,6 +372,33 @@ struct ActiveSource {
     templates: Vec<Template>,
     poller: PollerOptions,
     active: bool,
+}
+
+impl Shared {
+    /// The polled source with store id `id`.
+    fn source(&self, id: &str) -> Option<Arc<ActiveSource>> {
+        let sources = self.sources.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sources.iter().find(|s| s.context.id == id).cloned()
+    }
+
+    /// Starts serving `source` (replacing one with the same id).
+    fn add_source(&self, source: Arc<ActiveSource>) {
+        let mut sources = self.sources.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sources.retain(|s| s.context.id != source.context.id);
+        sources.push(source);
+    }
+
+    /// Stops serving source `id`.
+    fn remove_source(&self, id: &str) {
+        let mut sources = self.sources.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sources.retain(|s| s.context.id != id);
+    }
+
+    /// How many sources are polled.
+    fn active_sources(&self) -> usize {
+        let sources = self.sources.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sources.iter().filter(|s| s.active).count()
+    }
 }
 
 async fn serve(
@@ -385,14 +414,13 @@ async fn serve(
     for prepared in sources {
         active.push(register(store, &tenant, prepared).await?);
     }
-    let known: HashSet<String> = active.iter().map(|s| s.context.id.clone()).collect();
-    active.extend(stored_sources(store, &tenant, &known).await?);
+    let configured: HashSet<String> = active.iter().map(|s| s.context.id.clone()).collect();
     let shared = Arc::new(Shared {
         store: store.clone(),
         queue: queue.clone(),
         tenant,
         client,
-        sources: active,
+        sources: std::sync::RwLock::new(active.into_iter().map(Arc::new).collect()),
         options: RunnerOptions { resume_unfinished: true, ..RunnerOptions::default() },
         abort: CancellationToken::new(),
         stats: Stats::default(),
@@ -401,12 +429,19 @@ async fn serve(
     // Pollers stop on shutdown, or when the workers stopped on their own (a queue failure).
     let stop_polling = shutdown.child_token();
     let mut pollers = JoinSet::new();
-    for index in 0..shared.sources.len() {
-        if shared.sources[index].active {
-            pollers.spawn(poll_source(shared.clone(), index, stop_polling.clone()));
-        }
+    let configured_sources: Vec<Arc<ActiveSource>> = shared
+        .sources
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .filter(|s| s.active)
+        .cloned()
+        .collect();
+    for source in configured_sources {
+        pollers.spawn(poll_source(shared.clone(), source, stop_polling.clone()));
     }
     tracing::info!(sources = pollers.len(), "intake serve: polling");
+    pollers.spawn(watch_stored_sources(shared.clone(), configured, stop_polling.clone()));
 
     let handler = {
         let shared = shared.clone();
@@ -457,7 +492,7 @@ async fn serve(
     }
     let stats = &shared.stats;
     Ok(ServeSummary {
-        sources: shared.sources.iter().filter(|s| s.active).count(),
+        sources: shared.active_sources(),
         polls: stats.polls.load(Ordering::Relaxed),
         files_queued: stats.files_queued.load(Ordering::Relaxed),
         imported: stats.imported.load(Ordering::Relaxed),
@@ -664,57 +699,120 @@ async fn register(
     })
 }
 
-/// The tenant's active sources in the state store that the configuration does not name —
-/// those created through the REST layer — ready to poll (read at start: a source created later
-/// is polled from the next start). A source that cannot be built is skipped with a warning and
-/// its `last_error` says why.
-async fn stored_sources(
-    store: &Store,
-    tenant: &str,
-    known: &HashSet<String>,
-) -> Result<Vec<ActiveSource>, ServiceError> {
-    let query = ListQuery::new().eq("is_active", true).page(1, ListQuery::MAX_PER_PAGE);
-    let documents = store.list(Collection::Sources, tenant, &query).await?.items;
-    let mut out = Vec::new();
-    for document in documents.into_iter().filter(|d| !known.contains(&d.meta.id)) {
-        let id = document.meta.id.clone();
-        let config = match stored_source_config(&document) {
-            Ok(config) => config,
-            Err(problem) => {
-                mark_source_error(store, tenant, &document, &problem).await;
-                continue;
-            }
-        };
-        let query = ListQuery::new().eq("source_id", id.clone()).page(1, ListQuery::MAX_PER_PAGE);
-        let templates: Vec<Template> = store
-            .list(Collection::Templates, tenant, &query)
-            .await?
-            .items
-            .iter()
-            .filter_map(|d| template_from_document(d).ok())
-            .collect();
-        let settings = source_settings(&config, &templates);
-        match build_source(&config, &settings) {
-            Ok(source) => {
-                tracing::info!(source = %id, "polling a source created through the API");
-                out.push(ActiveSource {
-                    context: SourceContext {
-                        id,
-                        source,
-                        move_unmatched_to_error: config.move_unmatched_to_error,
-                        unmatched_folder: config.unmatched_folder.clone(),
-                    },
-                    templates,
-                    poller: PollerOptions::from_settings(&settings),
-                    active: true,
+/// How often the sources in the state store are compared with the polled ones.
+const SOURCE_REFRESH: Duration = Duration::from_secs(2);
+
+/// Polls the sources created through the REST layer: every [`SOURCE_REFRESH`], the tenant's
+/// active sources in the store that the configuration does not name are compared with the
+/// polled ones — a new source starts being polled, a deactivated or deleted one stops, and one
+/// whose settings changed is restarted with them. A source that cannot be built is not polled
+/// and its `last_error` says why (once per version of its settings). Returns when `stop` fires,
+/// after its pollers stopped.
+async fn watch_stored_sources(
+    shared: Arc<Shared>,
+    configured: HashSet<String>,
+    stop: CancellationToken,
+) {
+    // id → (the settings it runs with, its poller's stop token)
+    let mut running: HashMap<String, (String, CancellationToken)> = HashMap::new();
+    // id → the settings that could not be built
+    let mut broken: HashMap<String, String> = HashMap::new();
+    let mut pollers = JoinSet::new();
+    loop {
+        let query = ListQuery::new().eq("is_active", true).page(1, ListQuery::MAX_PER_PAGE);
+        match shared.store.list(Collection::Sources, &shared.tenant, &query).await {
+            Ok(page) => {
+                let wanted: Vec<&Document> =
+                    page.items.iter().filter(|d| !configured.contains(&d.meta.id)).collect();
+                // Stop what is gone or changed.
+                running.retain(|id, (settings, token)| {
+                    let keep = wanted
+                        .iter()
+                        .any(|d| &d.meta.id == id && &source_settings_key(d) == settings);
+                    if !keep {
+                        token.cancel();
+                        shared.remove_source(id);
+                        tracing::info!(source = %id, "stopped polling a source (deactivated, deleted or changed)");
+                    }
+                    keep
                 });
+                // Start what is new.
+                for document in wanted {
+                    let id = &document.meta.id;
+                    let settings = source_settings_key(document);
+                    if running.contains_key(id) || broken.get(id) == Some(&settings) {
+                        continue;
+                    }
+                    match build_stored_source(&shared, document).await {
+                        Ok(source) => {
+                            let token = stop.child_token();
+                            let source = Arc::new(source);
+                            shared.add_source(source.clone());
+                            pollers.spawn(poll_source(shared.clone(), source, token.clone()));
+                            running.insert(id.clone(), (settings, token));
+                            broken.remove(id);
+                            tracing::info!(source = %id, "polling a source created through the API");
+                        }
+                        Err(problem) => {
+                            mark_source_error(&shared.store, &shared.tenant, document, &problem)
+                                .await;
+                            broken.insert(id.clone(), settings);
+                        }
+                    }
+                }
             }
-            Err(problems) => {
-                mark_source_error(store, tenant, &document, &problems.join("; ")).await
-            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the stored sources"),
+        }
+        // Reap pollers that ended (cancelled above).
+        while pollers.try_join_next().is_some() {}
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(SOURCE_REFRESH) => {}
         }
     }
-    Ok(out)
+    while pollers.join_next().await.is_some() {}
+}
+
+/// The settings of a stored source that decide how it is polled (not what polling writes back:
+/// `last_successful_poll_at`, `last_error`), as comparable text.
+fn source_settings_key(document: &Document) -> String {
+    let body = &document.body;
+    let fields = [
+        "source_type",
+        "connection_config",
+        "ignored_folders",
+        "temp_file_extensions",
+        "polling_interval_seconds",
+        "event_driven",
+        "move_unmatched_to_error",
+        "unmatched_folder",
+    ];
+    fields.map(|f| body.get(f).map(Value::to_string).unwrap_or_default()).join("|")
+}
+
+/// A stored source, ready to poll (with the templates it has now, for its ignored folders).
+async fn build_stored_source(shared: &Shared, document: &Document) -> Result<ActiveSource, String> {
+    let id = document.meta.id.clone();
+    let config = stored_source_config(document)?;
+    let query = ListQuery::new().eq("source_id", id.clone()).page(1, ListQuery::MAX_PER_PAGE);
+    let templates: Vec<Template> =
+        match shared.store.list(Collection::Templates, &shared.tenant, &query).await {
+            Ok(page) => page.items.iter().filter_map(|d| template_from_document(d).ok()).collect(),
+            Err(e) => return Err(format!("cannot read its templates: {e}")),
+        };
+    let settings = source_settings(&config, &templates);
+    let source = build_source(&config, &settings).map_err(|problems| problems.join("; "))?;
+    Ok(ActiveSource {
+        context: SourceContext {
+            id,
+            source,
+            move_unmatched_to_error: config.move_unmatched_to_error,
+            unmatched_folder: config.unmatched_folder.clone(),
+        },
+        templates,
+        poller: PollerOptions::from_settings(&settings),
+        active: true,
+    })
 }
 
 /// A stored source document as the configuration of a source.
@@ -766,8 +864,8 @@ async fn mark_source_error(store: &Store, tenant: &str, document: &Document, pro
 // ---- polling ----------------------------------------------------------------------------------
 
 /// Polls one source until `stop` fires: claims and enqueues each ready file version once.
-async fn poll_source(shared: Arc<Shared>, index: usize, stop: CancellationToken) {
-    let source = &shared.sources[index];
+async fn poll_source(shared: Arc<Shared>, source: Arc<ActiveSource>, stop: CancellationToken) {
+    let source = source.as_ref();
     let name = source.context.source.name().to_owned();
     let mut poller = Poller::new(source.context.source.clone(), source.poller.clone());
     // path → the version handed off (hashed, claimed, enqueued), so it is hashed once.
@@ -1063,9 +1161,10 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
             job.tenant_id, shared.tenant
         )));
     }
-    let Some(source) = shared.sources.iter().find(|s| s.context.id == job.source_id) else {
-        return Err(JobError::permanent(format!(
-            "source {} is not configured in this process",
+    let Some(source) = shared.source(&job.source_id) else {
+        // Not (yet) served: a source created through the API is picked up within seconds.
+        return Err(JobError::retryable(format!(
+            "source {} is not served by this process",
             job.source_id
         )));
     };
@@ -1082,7 +1181,7 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
         }
         Err(e) => return Err(job_error(e.is_retryable(), e)),
     };
-    let templates = current_templates(shared, source).await;
+    let templates = current_templates(shared, &source).await;
     let import = FileImport {
         store: &shared.store,
         tenant,
