@@ -16,25 +16,11 @@ use std::time::Duration;
 use common::{SandboxProcess, ServeProcess, demo_issuer_token, repo, wait_until};
 use serde_json::Value;
 
-const TENANT: &str = "64a1b2c3d4e5f6789012abcd";
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn write_config(dir: &Path, url: &str, inbox: &Path) -> std::path::PathBuf {
     let config = format!(
-        r#"
-[state]
-path = "state/intake.sqlite"
-
-[jobs]
-path = "state/intake.jobs.sqlite"
-
-[platform]
-url = {url:?}
-client_id = "demo-integration"
-kid = "demo-2026"
-key_credential = {key:?}
-tenant_id = "{TENANT}"
-
+        r#"{base}
 [api]
 listen = "127.0.0.1:0"
 issuers = {issuers:?}
@@ -46,7 +32,7 @@ connection_config = {{ path = {inbox:?} }}
 polling_interval_seconds = 1
 templates = [{{ path = {members:?}, file_matcher = "member-*.csv" }}]
 "#,
-        key = format!("file:{}", repo("fixtures/sandbox/demo-client.key.pem")),
+        base = common::serve_config_base(url),
         issuers = repo("fixtures/api/issuers.json"),
         inbox = inbox.display().to_string(),
         members = repo("fixtures/member-register/template.json"),

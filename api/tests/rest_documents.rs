@@ -373,3 +373,56 @@ async fn an_oversized_body_is_413() {
         json_with_status(server.post(&token, "/imports/templates/", &body).await, 413).await;
     assert_eq!(refused["detail"]["error"], "payload_too_large");
 }
+
+#[tokio::test]
+async fn an_http_pull_source_is_checked_by_its_own_configuration_type() {
+    let server = RestServer::start().await;
+    let token = server.full_token(TENANT);
+    let (created, _) = server
+        .create(
+            &token,
+            "/imports/sources/",
+            &json!({"name": "Partner export", "source_type": "http_pull", "connection_config": {
+                "url": "https://partner.example.com/export/members.csv",
+                "bearer_token_credential": "env:PARTNER_TOKEN",
+            }}),
+        )
+        .await;
+    assert_eq!(created["connection_config"]["bearer_token_credential"], "env:PARTNER_TOKEN");
+    for (config, place) in [
+        (json!({"url": "ftp://partner.example.com/x.csv"}), "url"),
+        (json!({"url": "https://p.example.com/x", "username": "u"}), "password_credential"),
+        (json!({"url": "https://p.example.com/x", "token": "abc123"}), "token"),
+        (json!({"url": "https://p.example.com/x", "bearer": "abc123"}), "bearer"),
+    ] {
+        let body = json!({"name": "x", "source_type": "http_pull", "connection_config": config});
+        let refused =
+            json_with_status(server.post(&token, "/imports/sources/", &body).await, 422).await;
+        assert!(refused.to_string().contains(place), "{place}: {refused}");
+        assert!(!refused.to_string().contains("abc123"), "a secret is never echoed: {refused}");
+    }
+}
+
+#[tokio::test]
+async fn an_sftp_source_needs_credential_references_and_a_pinned_host_key() {
+    let server = RestServer::start().await;
+    let token = server.full_token(TENANT);
+    let good = json!({
+        "host": "sftp.partner.example", "username": "intake", "root": "/outgoing",
+        "private_key_credential": "file:/run/secrets/partner_key",
+        "host_key_fingerprint": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+    });
+    let body = json!({"name": "Partner SFTP", "source_type": "sftp", "connection_config": good});
+    server.create(&token, "/imports/sources/", &body).await;
+    let mut no_pin = good.clone();
+    no_pin.as_object_mut().unwrap().remove("host_key_fingerprint");
+    let mut inline = good.clone();
+    inline["password"] = json!("hunter2");
+    for (config, place) in [(no_pin, "host_key"), (inline, "password")] {
+        let body = json!({"name": "x", "source_type": "sftp", "connection_config": config});
+        let refused =
+            json_with_status(server.post(&token, "/imports/sources/", &body).await, 422).await;
+        assert!(refused.to_string().contains(place), "{place}: {refused}");
+        assert!(!refused.to_string().contains("hunter2"), "{refused}");
+    }
+}

@@ -78,6 +78,27 @@ pub enum SourceError {
         #[source]
         error: io::Error,
     },
+    /// A remote server presented a host key that does not match the pinned one (or an unpinned
+    /// certificate): the connection is refused, never trusted. An operator must check the server
+    /// and fix the pin.
+    #[error("source {source_name}: host key of {host} rejected: {reason}")]
+    HostKeyRejected {
+        /// The source's name.
+        source_name: String,
+        /// The server as `host:port`.
+        host: String,
+        /// What was presented and what was expected (public fingerprints only).
+        reason: String,
+    },
+    /// The server refused the configured credentials, or a credential reference could not be
+    /// resolved. Never carries the secret itself.
+    #[error("source {source_name}: authentication failed: {reason}")]
+    AuthenticationFailed {
+        /// The source's name.
+        source_name: String,
+        /// Why (the user, the method, the credential reference — never its value).
+        reason: String,
+    },
     /// A bug or an unexpected state inside intake (a background task panicked, ...).
     #[error("source {source_name}: internal error: {message}")]
     Internal {
@@ -92,15 +113,18 @@ impl SourceError {
     /// Whether retrying the same operation later can help.
     ///
     /// `false` for refused paths, invalid configuration, a target that already exists, a path
-    /// that is not a file, a missing file and permission errors (an operator must act); `true`
-    /// for an unavailable root (a mount may come back), transient I/O and internal errors.
+    /// that is not a file, a missing file, a rejected host key, failed authentication and
+    /// permission errors (an operator must act); `true` for an unavailable root (a mount or a
+    /// server may come back), transient I/O and internal errors.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::InvalidConfig { .. }
             | Self::PathRefused { .. }
             | Self::NotFound { .. }
             | Self::AlreadyExists { .. }
-            | Self::NotAFile { .. } => false,
+            | Self::NotAFile { .. }
+            | Self::HostKeyRejected { .. }
+            | Self::AuthenticationFailed { .. } => false,
             Self::RootUnavailable { .. } | Self::Internal { .. } => true,
             Self::Io { error, .. } => !matches!(
                 error.kind(),
@@ -123,6 +147,8 @@ impl SourceError {
             | Self::NotAFile { source_name, .. }
             | Self::RootUnavailable { source_name, .. }
             | Self::Io { source_name, .. }
+            | Self::HostKeyRejected { source_name, .. }
+            | Self::AuthenticationFailed { source_name, .. }
             | Self::Internal { source_name, .. } => source_name,
         }
     }
@@ -135,9 +161,11 @@ impl SourceError {
             | Self::AlreadyExists { path, .. }
             | Self::NotAFile { path, .. }
             | Self::Io { path, .. } => Some(path),
-            Self::InvalidConfig { .. } | Self::RootUnavailable { .. } | Self::Internal { .. } => {
-                None
-            }
+            Self::InvalidConfig { .. }
+            | Self::RootUnavailable { .. }
+            | Self::HostKeyRejected { .. }
+            | Self::AuthenticationFailed { .. }
+            | Self::Internal { .. } => None,
         }
     }
 }

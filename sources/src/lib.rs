@@ -12,16 +12,22 @@
 //! [`FileEntry::version_token`] and [`content_sha256`] — and the post-processing moves
 //! ([`Source::move_to`] never overwrites). It depends on no other workspace crate.
 
+pub mod credentials;
 pub mod error;
+pub mod http_pull;
 pub mod poller;
 pub mod settings;
+pub mod sftp;
 pub mod source;
 pub mod stability;
 pub mod watched_directory;
 
+pub use credentials::{CredentialLookup, SecretValue};
 pub use error::SourceError;
+pub use http_pull::{HttpPull, HttpPullConfig, HttpPullSecrets};
 pub use poller::{PollReport, Poller, PollerOptions, Wake};
 pub use settings::{PathRules, SourceSettings};
+pub use sftp::{SftpConfig, SftpSource};
 pub use source::{BoxFuture, ChangeFeed, FileEntry, FileStream, Source, content_sha256};
 pub use stability::{Observed, StabilityTracker};
 pub use watched_directory::{WatchedDirectory, WatchedDirectoryConfig};

@@ -69,11 +69,17 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// `intake serve --config <config>`, its output in `serve-<round>.out` / `.err` in `logs`.
     pub fn start(config: &Path, logs: &Path, round: u32) -> Self {
+        Self::start_with_env(config, logs, round, &[])
+    }
+
+    /// Like [`ServeProcess::start`], with `env` added to the child's environment.
+    pub fn start_with_env(config: &Path, logs: &Path, round: u32, env: &[(&str, &str)]) -> Self {
         let stdout = logs.join(format!("serve-{round}.out"));
         let stderr = logs.join(format!("serve-{round}.err"));
         let child = Command::new(env!("CARGO_BIN_EXE_intake"))
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(fs::File::create(&stdout).unwrap())
             .stderr(fs::File::create(&stderr).unwrap())
             .spawn()
@@ -162,4 +168,27 @@ pub fn files_in(folder: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// The `[state]`, `[jobs]` and `[platform]` sections of an `intake serve` configuration: state
+/// and queue under `state/` next to the file, and the demo client of the sandbox at `url` for
+/// the demo tenant. Sources (and `[api]`) are appended by the caller.
+pub fn serve_config_base(url: &str) -> String {
+    format!(
+        r#"
+[state]
+path = "state/intake.sqlite"
+
+[jobs]
+path = "state/intake.jobs.sqlite"
+
+[platform]
+url = {url:?}
+client_id = "demo-integration"
+kid = "demo-2026"
+key_credential = {key:?}
+tenant_id = "64a1b2c3d4e5f6789012abcd"
+"#,
+        key = format!("file:{}", repo("fixtures/sandbox/demo-client.key.pem")),
+    )
 }

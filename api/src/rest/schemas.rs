@@ -11,15 +11,15 @@
 use serde_json::{Map, Value, json};
 
 use intake_engine::template::TemplateError;
-use intake_sources::WatchedDirectoryConfig;
+use intake_sources::{HttpPullConfig, SftpConfig, WatchedDirectoryConfig};
 
 use crate::conventions::FieldError;
 
-/// The source types of the spec; only `watched_directory` is polled by this release.
+/// The source types of the spec.
 pub(crate) const SOURCE_TYPES: [&str; 7] =
     ["sftp", "watched_directory", "s3", "azure_blob", "gcs", "email_inbox", "http_pull"];
 /// The source types this release can poll.
-pub(crate) const SUPPORTED_SOURCE_TYPES: [&str; 1] = ["watched_directory"];
+pub(crate) const SUPPORTED_SOURCE_TYPES: [&str; 3] = ["watched_directory", "http_pull", "sftp"];
 /// The alert channel types.
 pub(crate) const CHANNEL_TYPES: [&str; 6] =
     ["log", "email", "slack", "teams", "pagerduty", "webhook"];
@@ -260,23 +260,41 @@ pub(crate) fn source_problems(body: &Map<String, Value>) -> Vec<FieldError> {
         return out;
     }
     let config = body.get("connection_config").cloned().unwrap_or(Value::Null);
-    match serde_json::from_value::<WatchedDirectoryConfig>(config) {
-        Ok(config) => {
-            if let Err(problems) = config.validate() {
-                out.extend(
-                    problems
-                        .into_iter()
-                        .map(|p| field_error(&["connection_config"], p, "value_error")),
-                );
-            }
+    let checked = match source_type {
+        "http_pull" => {
+            connection_problems::<HttpPullConfig>(config, source_type, HttpPullConfig::validate)
         }
-        Err(e) => out.push(field_error(
-            &["connection_config"],
-            format!("not a valid watched_directory connection_config: {e}"),
-            "value_error",
-        )),
-    }
+        "sftp" => connection_problems::<SftpConfig>(config, source_type, SftpConfig::validate),
+        _ => connection_problems::<WatchedDirectoryConfig>(
+            config,
+            source_type,
+            WatchedDirectoryConfig::validate,
+        ),
+    };
+    out.extend(checked);
     out
+}
+
+/// A `connection_config` read as `T` (the source's own config type) and checked by it.
+fn connection_problems<T: serde::de::DeserializeOwned>(
+    config: Value,
+    source_type: &str,
+    validate: impl Fn(&T) -> Result<(), Vec<String>>,
+) -> Vec<FieldError> {
+    match serde_json::from_value::<T>(config) {
+        Ok(config) => match validate(&config) {
+            Ok(()) => Vec::new(),
+            Err(problems) => problems
+                .into_iter()
+                .map(|p| field_error(&["connection_config"], p, "value_error"))
+                .collect(),
+        },
+        Err(e) => vec![field_error(
+            &["connection_config"],
+            format!("not a valid {source_type} connection_config: {e}"),
+            "value_error",
+        )],
+    }
 }
 
 /// The checks on an alert channel a schema cannot express: no inline secrets in `config`.

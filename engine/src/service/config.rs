@@ -356,10 +356,10 @@ impl TemplateRef {
 }
 
 /// The source types the platform defines and this release does not run yet (issue 6).
-const LATER_SOURCE_TYPES: [&str; 4] = ["sftp", "s3", "email_inbox", "http_pull"];
+const LATER_SOURCE_TYPES: [&str; 2] = ["s3", "email_inbox"];
 
 /// The source types that run today.
-pub const SUPPORTED_SOURCE_TYPES: [&str; 1] = ["watched_directory"];
+pub const SUPPORTED_SOURCE_TYPES: [&str; 3] = ["watched_directory", "http_pull", "sftp"];
 
 /// The scalar settings `INTAKE_<SECTION>_<KEY>` can replace.
 pub const ENV_OVERRIDES: [&str; 12] = [

@@ -56,6 +56,7 @@
 //! [`ServeSummary`] only when every task it started has ended.
 
 pub mod config;
+mod http_pull;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -65,8 +66,9 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use intake_sources::{
-    FileEntry, Poller, PollerOptions, Source, SourceError, SourceSettings, Wake, WatchedDirectory,
-    WatchedDirectoryConfig, content_sha256,
+    CredentialLookup, FileEntry, Poller, PollerOptions, SecretValue, SftpConfig, SftpSource,
+    Source, SourceError, SourceSettings, Wake, WatchedDirectory, WatchedDirectoryConfig,
+    content_sha256,
 };
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -570,6 +572,24 @@ fn build_source(
                 tracing::info!(path = %connection.path.display(), "created the watched folder");
             }
             match WatchedDirectory::build(&connection, settings) {
+                Ok(built) => Ok(Arc::new(built)),
+                Err(SourceError::InvalidConfig { problems, .. }) => Err(problems),
+                Err(e) => Err(vec![e.to_string()]),
+            }
+        }
+        "http_pull" => http_pull::build_http_pull(source, settings),
+        "sftp" => {
+            let connection: SftpConfig =
+                source.connection_config.clone().try_into().map_err(|e: toml::de::Error| {
+                    vec![format!("connection_config: {}", e.message())]
+                })?;
+            // Credentials are resolved by reference at each connect, never stored or logged.
+            let credentials: CredentialLookup = Arc::new(|reference: &str| {
+                crate::m2m::resolve_credential(reference)
+                    .map(|secret| SecretValue::new(secret.expose()))
+                    .map_err(|e| e.to_string())
+            });
+            match SftpSource::build(&connection, settings, credentials) {
                 Ok(built) => Ok(Arc::new(built)),
                 Err(SourceError::InvalidConfig { problems, .. }) => Err(problems),
                 Err(e) => Err(vec![e.to_string()]),
