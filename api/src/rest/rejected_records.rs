@@ -140,6 +140,24 @@ fn stale(record: &RejectedRecord) -> ApiError {
     }
 }
 
+/// The tenant's record `id` as it is now, if `If-Match` (required or not, per `required`)
+/// allows the write: 428 when required and missing, 412 with the record when stale.
+async fn load_for_write(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+    headers: &HeaderMap,
+    required: bool,
+) -> Result<RejectedRecord, ApiError> {
+    let record = load(state, tenant, id).await?;
+    let precondition =
+        if required { Some(if_match_required(headers)?) } else { if_match_optional(headers)? };
+    match precondition {
+        Some(p) if !p.matches(&record.meta.revision_id) => Err(stale(&record)),
+        _ => Ok(record),
+    }
+}
+
 /// Maps a store failure on `id`, turning a revision conflict into a 412 with the current record.
 async fn write_error(state: &AppState, tenant: &str, id: &str, error: StoreError) -> ApiError {
     match error {
@@ -200,11 +218,7 @@ async fn correct(
 ) -> Result<Response, ApiError> {
     principal.require("rejected-records:update")?;
     let tenant = &principal.tenant_id;
-    let record = load(&state, tenant, &id).await?;
-    let precondition = if_match_required(&headers)?;
-    if !precondition.matches(&record.meta.revision_id) {
-        return Err(stale(&record));
-    }
+    let record = load_for_write(&state, tenant, &id, &headers, true).await?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
     let data = corrected_data(body)?;
@@ -249,12 +263,7 @@ async fn discard(
 ) -> Result<Response, ApiError> {
     principal.require("rejected-records:delete")?;
     let tenant = &principal.tenant_id;
-    let record = load(&state, tenant, &id).await?;
-    if let Some(precondition) = if_match_optional(&headers)?
-        && !precondition.matches(&record.meta.revision_id)
-    {
-        return Err(stale(&record));
-    }
+    let record = load_for_write(&state, tenant, &id, &headers, false).await?;
     let note = note(&body)?;
     let record = discard_record(&state, tenant, &record, note.as_deref()).await?;
     Ok(item_response(StatusCode::OK, &record.to_json(), &record.meta.revision_id))
@@ -288,11 +297,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     principal.require("rejected-records:delete")?;
     let tenant = &principal.tenant_id;
-    let record = load(&state, tenant, &id).await?;
-    let precondition = if_match_required(&headers)?;
-    if !precondition.matches(&record.meta.revision_id) {
-        return Err(stale(&record));
-    }
+    let record = load_for_write(&state, tenant, &id, &headers, true).await?;
     discard_record(&state, tenant, &record, Some("discarded (DELETE)")).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -321,12 +326,7 @@ async fn retry_one(
 ) -> Result<Response, ApiError> {
     principal.require("rejected-records:update")?;
     let tenant = &principal.tenant_id;
-    let record = load(&state, tenant, &id).await?;
-    if let Some(precondition) = if_match_optional(&headers)?
-        && !precondition.matches(&record.meta.revision_id)
-    {
-        return Err(stale(&record));
-    }
+    let record = load_for_write(&state, tenant, &id, &headers, false).await?;
     retryable(&record)?;
     if let Some(client) = state.platform.client(tenant) {
         let ids = [id.clone()];
