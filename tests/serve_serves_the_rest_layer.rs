@@ -2,8 +2,8 @@
 //! over the same state store and job queue: a file dropped in the inbox is imported by the
 //! engine, and its run and rejected records are read over REST; the templates `intake serve`
 //! registered are listed; a template created through the API for the configured source
-//! imports the next matching file, and a source created through the API is polled while it runs
-//! (and after a restart); an upload over its template's inline limits is queued and imported by
+//! imports the next matching file, and a source created through the API is polled while it runs,
+//! stops when deactivated, resumes when reactivated, and is polled after a restart; an upload over its template's inline limits is queued and imported by
 //! a worker; readiness covers the queue; `/metrics` counts the runs; SIGTERM stops both cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -247,6 +247,40 @@ fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
     assert_eq!(runs[0]["status"], "partially_succeeded", "{runs:?}");
     assert_eq!(runs[0]["source_id"], api_source["_id"]);
 
+    // Deactivated through the API, it stops being polled: its last poll time stays put.
+    let source_path = format!("/imports/sources/{}", api_source["_id"].as_str().unwrap());
+    let patch_active = |active: bool| {
+        let (_, current) = get(&source_path);
+        let etag = format!("\"{}\"", current["revision_id"].as_str().unwrap());
+        runtime.block_on(async {
+            let body = serde_json::json!({"is_active": active});
+            let response = http
+                .patch(format!("{url}{source_path}"))
+                .bearer_auth(&token)
+                .header("If-Match", etag)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        });
+    };
+    patch_active(false);
+    wait_until(&mut serve, "the API source's poller to stop", TIMEOUT, || {
+        let before = get(&source_path).1["last_successful_poll_at"].clone();
+        // Three poll intervals (and more than one refresh of the stored sources).
+        std::thread::sleep(Duration::from_secs(3));
+        before == get(&source_path).1["last_successful_poll_at"]
+    });
+    // Reactivated, it is polled again and imports what arrived meanwhile.
+    fs::copy(repo("fixtures/member-register/input.csv"), api_inbox.join("members-1b.csv")).unwrap();
+    patch_active(true);
+    wait_until(&mut serve, "the run after reactivation", TIMEOUT, || {
+        runs = inbox_runs(&url);
+        runs.len() == 2
+    });
+    assert_eq!(runs[1]["source_name"], "members-1b.csv");
+
     assert!(serve.terminate(TIMEOUT).success(), "{}", serve.output());
     // The REST layer stopped with the engine.
     let refused = runtime.block_on(http.get(format!("{url}/healthz")).send());
@@ -262,10 +296,10 @@ fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
     });
     let url = url.unwrap();
     fs::copy(repo("fixtures/member-register/input.csv"), api_inbox.join("members-2.csv")).unwrap();
-    wait_until(&mut serve, "the second run of the API source", TIMEOUT, || {
+    wait_until(&mut serve, "the third run of the API source", TIMEOUT, || {
         runs = inbox_runs(&url);
-        runs.len() == 2
+        runs.len() == 3
     });
-    assert_eq!(runs[1]["source_name"], "members-2.csv");
+    assert_eq!(runs[2]["source_name"], "members-2.csv");
     assert!(serve.terminate(TIMEOUT).success(), "{}", serve.output());
 }
