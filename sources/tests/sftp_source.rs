@@ -335,3 +335,84 @@ async fn a_dropped_connection_is_re_established() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_growing_on_the_server_is_not_ready_until_stable_across_two_polls() {
+    use intake_sources::{Poller, PollerOptions};
+    use std::io::Write as _;
+    let Some(sshd) = start_sshd() else { return };
+    let root = sshd.data();
+    let source = SftpSource::build(&config(&sshd), &settings(), lookup()).expect("build");
+    let options = PollerOptions {
+        polling_interval: Duration::from_secs(3600),
+        event_driven: false,
+        recheck_interval: Duration::from_millis(50),
+        min_quiet: Duration::ZERO,
+        event_debounce: Duration::from_millis(20),
+    };
+    let mut poller = Poller::new(Arc::new(source), options);
+    let path = root.join("growing.csv");
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("open");
+    for i in 0..4 {
+        writeln!(file, "row {i}").expect("write");
+        file.flush().expect("flush");
+        let observed = poller.poll().await.outcome.expect("poll");
+        assert!(observed.ready.is_empty(), "still growing at step {i}");
+        let settling: Vec<&str> = observed.settling.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(settling, vec!["growing.csv"]);
+    }
+    drop(file);
+    let report = poller.poll().await;
+    let ready: Vec<(&str, u64)> =
+        report.ready().iter().map(|e| (e.path.as_str(), e.size)).collect();
+    let size = std::fs::metadata(&path).expect("metadata").len();
+    assert_eq!(ready, vec![("growing.csv", size)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_in_the_middle_of_a_file_is_an_error_not_a_short_read() {
+    let Some(sshd) = start_sshd() else { return };
+    let content: Vec<u8> = (0..16 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    write(&sshd.data(), "big.csv", &content);
+    let source = SftpSource::build(&config(&sshd), &settings(), lookup()).expect("build");
+    let mut stream = source.open("big.csv").await.expect("open");
+    let mut first = vec![0u8; 1024 * 1024];
+    stream.read_exact(&mut first).await.expect("the first MiB");
+    assert_eq!(first, content[..first.len()]);
+
+    // The connection's server process dies; the listening sshd stays.
+    let _ = Command::new("pkill").arg("-P").arg(sshd.child.id().to_string()).status();
+    let mut rest = Vec::new();
+    let outcome = stream.read_to_end(&mut rest).await;
+    assert!(
+        outcome.is_err(),
+        "a dropped connection must fail the read, not end it early ({} of {} bytes read)",
+        first.len() + rest.len(),
+        content.len()
+    );
+    drop(stream);
+
+    // The next read reconnects and gets the whole file.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let whole = loop {
+        let attempt = async {
+            let mut stream = source.open("big.csv").await?;
+            let mut all = Vec::new();
+            stream.read_to_end(&mut all).await.map_err(|e| SourceError::Io {
+                source_name: "partner-sftp".into(),
+                path: "big.csv".into(),
+                operation: "read",
+                error: e,
+            })?;
+            Ok::<_, SourceError>(all)
+        };
+        match attempt.await {
+            Ok(all) => break all,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "never read the file again: {e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    assert!(whole == content, "the re-read differs ({} bytes)", whole.len());
+}
