@@ -416,3 +416,31 @@ async fn a_connection_dropped_in_the_middle_of_a_file_is_an_error_not_a_short_re
     };
     assert!(whole == content, "the re-read differs ({} bytes)", whole.len());
 }
+
+/// Benchmark, run by hand (BENCHMARKS.md has the command and the figures): a 500 MB file read
+/// through the sftp source as the engine reads it (`content_sha256`, a streamed read), whose
+/// peak memory stays bounded. `INTAKE_SFTP_BENCH_MB` changes the size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand, see BENCHMARKS.md"]
+async fn benchmark_a_large_file_streams_with_bounded_memory() {
+    let Some(sshd) = start_sshd() else { return };
+    let mb: usize =
+        std::env::var("INTAKE_SFTP_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(sshd.data().join("big.csv")).expect("create");
+        let block: Vec<u8> =
+            (0..1024 * 1024u32).map(|i| b"0123456789,abcdef\n"[(i % 18) as usize]).collect();
+        for _ in 0..mb {
+            file.write_all(&block).expect("write");
+        }
+    }
+    let source = SftpSource::build(&config(&sshd), &settings(), lookup()).expect("build");
+    let started = Instant::now();
+    let digest = intake_sources::content_sha256(&source, "big.csv").await.expect("hash");
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "sftp read+sha256 of {mb} MiB: {seconds:.2} s, {:.1} MiB/s ({digest})",
+        mb as f64 / seconds
+    );
+}
