@@ -2,7 +2,7 @@
 //! response with its `ETag`.
 
 use axum::Json;
-use axum::body::Bytes;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -36,7 +36,7 @@ pub(crate) fn if_match_optional(headers: &HeaderMap) -> Result<Option<IfMatch>, 
 }
 
 /// The request body as a JSON object (400 otherwise).
-pub(crate) fn json_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::BadRequest("the request body must be a JSON object".into())),

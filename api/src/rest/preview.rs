@@ -27,14 +27,14 @@ use axum::{Json, Router};
 use intake_engine::preview::preview_file;
 use intake_engine::runner::{StoredTemplateError, stored_template};
 use intake_engine::template::{Template, TemplateError};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
 use super::errors::store_error;
-use super::schemas::template_problems;
+use super::schemas::{invalid, template_problems};
 use super::uploads::{Form, FormFile, read_form};
 use crate::auth::Principal;
-use crate::conventions::{ApiError, FieldError};
+use crate::conventions::ApiError;
 
 /// Rows previewed when `rows` is not given.
 pub const DEFAULT_ROWS: u64 = 20;
@@ -50,22 +50,14 @@ pub(crate) fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
-fn field_error(loc: &[&str], msg: impl Into<String>, kind: &str) -> ApiError {
-    ApiError::Validation(vec![FieldError {
-        loc: loc.iter().map(|s| json!(s)).collect(),
-        msg: msg.into(),
-        kind: kind.into(),
-    }])
-}
-
 /// The `rows` field: 1 to [`MAX_ROWS`], [`DEFAULT_ROWS`] when absent.
 fn rows(form: &Form) -> Result<u64, ApiError> {
     match form.field("rows") {
         None => Ok(DEFAULT_ROWS),
         Some(text) => match text.trim().parse::<u64>() {
             Ok(n) if (1..=MAX_ROWS).contains(&n) => Ok(n),
-            _ => Err(field_error(
-                &["body", "rows"],
+            _ => Err(invalid(
+                &["rows"],
                 format!("rows must be a whole number from 1 to {MAX_ROWS}"),
                 "value_error",
             )),
@@ -99,8 +91,8 @@ async fn preview_inline(
     principal.require("imports/templates:create")?;
     let form = read_form(multipart, state.limits.max_upload_bytes, None).await?;
     let Some(text) = form.field("template") else {
-        return Err(field_error(
-            &["body", "template"],
+        return Err(invalid(
+            &["template"],
             "the template part is required (the template JSON to preview)",
             "missing",
         ));
@@ -113,7 +105,7 @@ async fn preview_inline(
 async fn preview(template: Template, form: Form) -> Result<Response, ApiError> {
     let rows = rows(&form)?;
     let Some(FormFile { name, bytes, .. }) = form.file else {
-        return Err(field_error(&["body", "file"], "the file part is required", "missing"));
+        return Err(invalid(&["file"], "the file part is required", "missing"));
     };
     let bytes = bytes.unwrap_or_default();
     let report = tokio::task::spawn_blocking(move || {
@@ -121,7 +113,7 @@ async fn preview(template: Template, form: Form) -> Result<Response, ApiError> {
     })
     .await
     .map_err(|e| ApiError::Misconfigured(format!("internal error: the preview failed: {e}")))?
-    .map_err(|message| field_error(&["body", "file"], message, "file_error"))?;
+    .map_err(|message| invalid(&["file"], message, "file_error"))?;
     let body: Value = serde_json::to_value(&report)
         .map_err(|e| ApiError::Misconfigured(format!("internal error: {e}")))?;
     Ok(Json(body).into_response())

@@ -66,13 +66,14 @@ use intake_engine::runner::{RecordsRetry, RetryOutcome, retry_rejected_records};
 use intake_engine::store::{
     Collection, ListQuery as StoreQuery, RejectedRecord, RejectedStatus, StoreError,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::errors::{store_error, unavailable};
-use super::item::{if_match_optional, if_match_required, item_response};
+use super::item::{if_match_optional, if_match_required, item_response, json_object};
 use super::listing;
+use super::schemas::{field_error, invalid};
 use crate::auth::Principal;
 use crate::conventions::{ApiError, FieldError, ListQuery};
 
@@ -170,37 +171,30 @@ async fn write_error(state: &AppState, tenant: &str, id: &str, error: StoreError
 }
 
 /// Checks the PATCH body: only `corrected_data`, and it is an object.
-fn corrected_data(body: Value) -> Result<Value, ApiError> {
-    let Value::Object(mut body) = body else {
-        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
-    };
+fn corrected_data(mut body: Map<String, Value>) -> Result<Value, ApiError> {
     let mut errors: Vec<FieldError> = body
         .keys()
         .filter(|key| !WRITABLE.contains(&key.as_str()))
-        .map(|key| FieldError {
-            loc: vec![json!("body"), json!(key)],
-            msg: format!(
+        .map(|key| {
+            let msg = format!(
                 "{key} is read-only: a rejected record is made by an import, only corrected_data \
                  can be written"
-            ),
-            kind: "readonly".into(),
+            );
+            field_error(&[key], msg, "readonly")
         })
         .collect();
     let data = body.remove("corrected_data");
     match &data {
         Some(Value::Object(_)) => {}
-        Some(_) => errors.push(FieldError {
-            loc: vec![json!("body"), json!("corrected_data")],
-            msg: "corrected_data must be an object of column → text (the row as the file had it, \
-                  corrected)"
-                .into(),
-            kind: "object".into(),
-        }),
-        None if errors.is_empty() => errors.push(FieldError {
-            loc: vec![json!("body"), json!("corrected_data")],
-            msg: "corrected_data is required".into(),
-            kind: "missing".into(),
-        }),
+        Some(_) => errors.push(field_error(
+            &["corrected_data"],
+            "corrected_data must be an object of column → text (the row as the file had it, \
+             corrected)",
+            "object",
+        )),
+        None if errors.is_empty() => {
+            errors.push(field_error(&["corrected_data"], "corrected_data is required", "missing"));
+        }
         None => {}
     }
     match data {
@@ -219,9 +213,7 @@ async fn correct(
     principal.require("rejected-records:update")?;
     let tenant = &principal.tenant_id;
     let record = load_for_write(&state, tenant, &id, &headers, true).await?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-    let data = corrected_data(body)?;
+    let data = corrected_data(json_object(&body)?)?;
     let updated = state
         .store
         .correct_rejected_record(tenant, &id, Some(&record.meta.revision_id), data)
@@ -274,18 +266,10 @@ fn note(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => match map.get("note") {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(note)) => Ok(Some(note.clone())),
-            Some(_) => Err(ApiError::Validation(vec![FieldError {
-                loc: vec![json!("body"), json!("note")],
-                msg: "note must be a string".into(),
-                kind: "string".into(),
-            }])),
-        },
-        Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".into())),
-        Err(e) => Err(ApiError::BadRequest(format!("the body is not JSON: {e}"))),
+    match json_object(body)?.get("note") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(note)) => Ok(Some(note.clone())),
+        Some(_) => Err(invalid(&["note"], "note must be a string", "string")),
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use intake_engine::template::TemplateError;
 use intake_sources::{HttpPullConfig, SftpConfig, WatchedDirectoryConfig};
 
-use crate::conventions::FieldError;
+use crate::conventions::{ApiError, FieldError};
 
 /// The source types of the spec.
 pub(crate) const SOURCE_TYPES: [&str; 7] =
@@ -197,6 +197,11 @@ pub(crate) fn field_error(path: &[&str], msg: impl Into<String>, kind: &str) -> 
     let mut loc = vec![json!("body")];
     loc.extend(path.iter().map(|s| json!(s)));
     FieldError { loc, msg: msg.into(), kind: kind.into() }
+}
+
+/// A 422 with one field error at `["body", path…]`.
+pub(crate) fn invalid(path: &[&str], msg: impl Into<String>, kind: &str) -> ApiError {
+    ApiError::Validation(vec![field_error(path, msg, kind)])
 }
 
 /// Secrets written inline anywhere in `value` (at `path`): each is refused, naming where.

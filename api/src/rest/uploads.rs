@@ -54,9 +54,9 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::errors::{store_error, unavailable};
 use super::item::item_response;
-use super::schemas::template_problems;
+use super::schemas::{invalid, template_problems};
 use crate::auth::Principal;
-use crate::conventions::{ApiError, FieldError};
+use crate::conventions::ApiError;
 
 /// Files up to this many MiB are imported inline unless the template says otherwise.
 pub const DEFAULT_INLINE_MAX_SIZE_MB: f64 = 10.0;
@@ -254,14 +254,6 @@ pub(crate) async fn read_form(
 
 // ---- the upload -------------------------------------------------------------------------------
 
-fn body_error(field: &str, msg: impl Into<String>, kind: &str) -> ApiError {
-    ApiError::Validation(vec![FieldError {
-        loc: vec![json!("body"), json!(field)],
-        msg: msg.into(),
-        kind: kind.into(),
-    }])
-}
-
 /// The inline limits of a template: its `offload_policy` over the defaults.
 fn inline_limits(template: &Template) -> (u64, u64) {
     let policy = template.offload_policy.as_ref();
@@ -341,10 +333,10 @@ async fn import(
 ) -> Result<(StatusCode, ImportRun), ApiError> {
     let Some(template_id) = form.field("template_id").map(str::trim).filter(|t| !t.is_empty())
     else {
-        return Err(body_error("template_id", "template_id is required", "missing"));
+        return Err(invalid(&["template_id"], "template_id is required", "missing"));
     };
     let Some(file) = form.file.as_ref() else {
-        return Err(body_error("file", "the file part is required", "missing"));
+        return Err(invalid(&["file"], "the file part is required", "missing"));
     };
     let Some(path) = file.path.clone() else {
         return Err(ApiError::Misconfigured("internal error: the upload was not kept".into()));
@@ -352,8 +344,8 @@ async fn import(
     let template = match stored_template(&state.store, tenant, template_id).await {
         Ok(template) => template,
         Err(e) if e.is_not_found() => {
-            return Err(body_error(
-                "template_id",
+            return Err(invalid(
+                &["template_id"],
                 format!("no template {template_id} in this tenant"),
                 "not_found",
             ));

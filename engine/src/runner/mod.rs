@@ -652,29 +652,17 @@ async fn execute(
         &key,
         json!({"hash_ms": hash_ms, "resumed": resumed}),
     );
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let stop = job.cancel.child_token();
-    let importing = Instant::now();
-    let import = import_file(
-        Arc::new(template.clone()),
+    let (concluded, import_ms) = import_and_conclude(
+        template,
         snapshot.path(),
         job.client.clone(),
-        move |outcome| {
-            // The tally outlives the import; a send fails only if it stopped on a store error.
-            let _ = sender.send(outcome);
-        },
-        |_| {},
-        stop.clone(),
-    );
-    let (result, tallied) =
-        tokio::join!(import, tally.consume(receiver, job.options.progress_interval, stop));
-    let import_ms = elapsed_ms(importing);
-    tallied?;
-
+        &mut tally,
+        job.options,
+        &job.cancel,
+    )
+    .await?;
     let Concluded { status, error, counts, warnings, rejected } =
-        conclude(result, &tally, template, snapshot.path(), job.cancel.is_cancelled())
-            .await
-            .map_err(|e| e.for_file(&job.file.path, &run_id))?;
+        concluded.map_err(|e| e.for_file(&job.file.path, &run_id))?;
 
     let folder = match (template.post_process_policy, status) {
         (PostProcessPolicy::Keep, _) => None,
@@ -698,6 +686,38 @@ async fn execute(
     let run = job.store.finish_run(job.tenant, &run_id, &outcome, &rejected).await?;
     let placement = place(job, plan.as_ref(), &snapshot.sha256).await?;
     Ok((run, placement))
+}
+
+/// One import attempt of the file at `path`: its rows imported while `tally` records their
+/// outcomes, then concluded (see [`conclude`]); with how long the import took in ms.
+async fn import_and_conclude(
+    template: &Template,
+    path: &Path,
+    client: ApiClient,
+    tally: &mut Tally<'_>,
+    options: &RunnerOptions,
+    cancel: &CancellationToken,
+) -> Result<(Result<Concluded, Inconclusive>, u64), RunnerError> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let stop = cancel.child_token();
+    let importing = Instant::now();
+    let import = import_file(
+        Arc::new(template.clone()),
+        path,
+        client,
+        move |outcome| {
+            // The tally outlives the import; a send fails only if it stopped on a store error.
+            let _ = sender.send(outcome);
+        },
+        |_| {},
+        stop.clone(),
+    );
+    let (result, tallied) =
+        tokio::join!(import, tally.consume(receiver, options.progress_interval, stop));
+    let import_ms = elapsed_ms(importing);
+    tallied?;
+    let concluded = conclude(result, tally, template, path, cancel.is_cancelled()).await;
+    Ok((concluded, import_ms))
 }
 
 /// How an import attempt ended, ready for `finish_run`.

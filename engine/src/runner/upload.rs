@@ -13,16 +13,13 @@
 //! is, so importing the same upload again does nothing.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::tally::Tally;
-use super::{Concluded, RunnerError, RunnerOptions, conclude, elapsed_ms, template_key};
-use crate::import::import_file;
+use super::{Concluded, RunnerError, RunnerOptions, elapsed_ms, import_and_conclude, template_key};
 use crate::m2m::ApiClient;
 use crate::m2m::writer::run_key;
 use crate::store::{ImportRun, RunOutcome, RunStatus, Store};
@@ -82,27 +79,17 @@ pub async fn import_uploaded_file(job: UploadImport<'_>) -> Result<ImportRun, Ru
         &key,
         json!({"hash_ms": hash_ms, "resumed": resumed, "upload": true}),
     );
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let stop = job.cancel.child_token();
-    let importing = Instant::now();
-    let import = import_file(
-        Arc::new(template.clone()),
+    let (concluded, import_ms) = import_and_conclude(
+        template,
         job.path,
         job.client.clone(),
-        move |outcome| {
-            let _ = sender.send(outcome);
-        },
-        |_| {},
-        stop.clone(),
-    );
-    let (result, tallied) =
-        tokio::join!(import, tally.consume(receiver, job.options.progress_interval, stop));
-    let import_ms = elapsed_ms(importing);
-    tallied?;
+        &mut tally,
+        job.options,
+        &job.cancel,
+    )
+    .await?;
     let Concluded { status, error, counts, warnings, rejected } =
-        conclude(result, &tally, template, job.path, job.cancel.is_cancelled())
-            .await
-            .map_err(|e| e.for_file(&source_name, job.run_id))?;
+        concluded.map_err(|e| e.for_file(&source_name, job.run_id))?;
     let mut timings = json!({
         "hash_ms": hash_ms,
         "import_ms": import_ms,
