@@ -283,5 +283,35 @@ fn print_summary(
             report.rows_read
         )?;
     }
+    if report.skipped_lines > 0 {
+        writeln!(
+            out,
+            "skipped:   {} line(s) of record types not in post_types (strict_post_types is off)",
+            report.skipped_lines
+        )?;
+    }
+    print_control_records(out, &report.control_records)
+}
+
+/// How many header and trailer records the text report lists.
+const LISTED_CONTROL_RECORDS: usize = 20;
+
+/// The header and trailer records of a fixed-width file, one line each.
+fn print_control_records(
+    out: &mut impl Write,
+    records: &[intake_engine::ControlRecord],
+) -> io::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "control records (header and trailer lines):")?;
+    for record in records.iter().take(LISTED_CONTROL_RECORDS) {
+        let fields: Vec<String> =
+            record.fields.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        writeln!(out, "  line {}  {}  {}", record.row_number, record.post_type, fields.join(" "))?;
+    }
+    if records.len() > LISTED_CONTROL_RECORDS {
+        writeln!(out, "  … {} more (use --format json)", records.len() - LISTED_CONTROL_RECORDS)?;
+    }
     Ok(())
 }

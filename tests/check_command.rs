@@ -446,3 +446,160 @@ fn a_truncated_gzip_file_is_unusable_with_an_error_naming_it() {
     let message = stderr(&output);
     assert!(message.contains("cut.csv.gz: the gzip data is corrupt or truncated"), "{message}");
 }
+
+/// `intake check --format json --include-valid` on a BGMax sample: (rows, summary).
+fn bgmax_report(file: &str) -> (Vec<Value>, Value) {
+    let output = intake(&[
+        "check",
+        "--template",
+        &fixture("bgmax/template.json"),
+        &fixture(file),
+        "--format",
+        "json",
+        "--include-valid",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    json_report(&output)
+}
+
+#[test]
+fn a_bgmax_file_reads_payments_with_their_continuation_lines_and_keeps_control_records() {
+    let (rows, summary) = bgmax_report("bgmax/bgmax-ok.txt");
+    assert_eq!(summary["rows_read"], 5);
+    assert_eq!(summary["valid"], 5);
+    let lines: Vec<u64> = rows.iter().filter_map(|row| row["row_number"].as_u64()).collect();
+    assert_eq!(lines, vec![3, 7, 11, 14, 15]);
+    let first = &rows[0]["data"];
+    assert_eq!(first["kind"], "payment");
+    assert_eq!(first["payer_bankgiro"], "0003783511");
+    assert_eq!(first["amount_ore"], 50000);
+    // ISO 8859-1 decoded; the name and city lines belong to the payment before them.
+    assert_eq!(first["payer_name"], "Åsa Öberg");
+    assert_eq!(first["payer_city"], "Stockholm");
+    assert_eq!(rows[1]["data"]["message"], "Medlemsavgift 2026\nFaktura 1001");
+    assert_eq!(rows[2]["data"]["kind"], "deduction");
+    assert_eq!(rows[4]["data"]["kind"], "extra_reference");
+
+    let control = summary["control_records"].as_array().expect("control records");
+    let names: Vec<(&str, u64)> = control
+        .iter()
+        .map(|c| (c["post_type"].as_str().unwrap_or(""), c["row_number"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("start", 1),
+            ("opening", 2),
+            ("deposit", 12),
+            ("opening", 13),
+            ("deposit", 16),
+            ("end", 17)
+        ]
+    );
+    // The control totals agree with the records (payments less deductions): what cross-row
+    // rules compare.
+    let section_one: i64 = rows[..3]
+        .iter()
+        .map(|r| {
+            let amount = r["data"]["amount_ore"].as_i64().unwrap_or(0);
+            if r["data"]["kind"] == "deduction" { -amount } else { amount }
+        })
+        .sum();
+    assert_eq!(section_one, 172550);
+    assert_eq!(control[2]["fields"]["deposit_amount_ore"], "000000000000172550");
+    assert_eq!(control[5]["fields"]["payment_records"], "00000003");
+}
+
+#[test]
+fn a_bgmax_file_with_a_wrong_control_total_exposes_the_totals_that_disagree() {
+    let (_, ok) = bgmax_report("bgmax/bgmax-ok.txt");
+    let (rows, bad) = bgmax_report("bgmax/bgmax-bad-total.txt");
+    // The records are the same; only the deposit total and the end count differ.
+    assert_eq!(rows.len(), 5);
+    assert_eq!(bad["control_records"][2]["fields"]["deposit_amount_ore"], "000000000000182550");
+    assert_eq!(bad["control_records"][5]["fields"]["payment_records"], "00000004");
+    assert_ne!(ok["control_records"], bad["control_records"]);
+}
+
+#[test]
+fn fixed_width_lines_that_do_not_fit_are_rejected_with_their_line_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = dir.path().join("template.json");
+    std::fs::write(
+        &template,
+        r#"{"name": "members", "file_type": "fixed_width", "target_resource": "members",
+            "locale": "en", "skip_rows": 1,
+            "column_widths": [{"name": "id", "width": 4}, 1, {"name": "name", "width": 10}],
+            "field_mapping": [{"source": "id", "target": "id", "cast": "integer"},
+                              {"source": "name", "target": "name"}]}"#,
+    )
+    .expect("write");
+    let file = dir.path().join("members.txt");
+    std::fs::write(&file, "ID   NAME\n0001 Anna\n0002 Bertil Karlsson\n000x Cecilia\n")
+        .expect("write");
+    let output = intake(&[
+        "check",
+        "--template",
+        &template.display().to_string(),
+        &file.display().to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, summary) = json_report(&output);
+    assert_eq!((summary["rows_read"].as_u64(), summary["valid"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        errors(&rows),
+        vec![(3, "parse.text_beyond_layout".to_owned()), (4, "mapping.cast_integer".to_owned())]
+    );
+    assert_eq!(rows[0]["original_data"]["record"], "0002 Bertil Karlsson");
+}
+
+#[test]
+fn a_strict_flat_file_rejects_an_unknown_record_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bgmax.txt");
+    let mut text = std::fs::read(fixture("bgmax/bgmax-ok.txt")).expect("fixture");
+    text.extend_from_slice(b"99 not a BGMax record\r\n");
+    std::fs::write(&file, text).expect("write");
+    let output = intake(&[
+        "check",
+        "--template",
+        &fixture("bgmax/template.json"),
+        &file.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("row 18"), "{text}");
+    assert!(text.contains("parse.unknown_post_type"), "{text}");
+    assert!(text.contains("line 12  deposit"), "{text}");
+}
+
+#[test]
+fn xls_and_ods_workbooks_made_by_other_tools_are_checked_like_xlsx() {
+    for workbook in ["excel/members.xls", "excel/members.ods"] {
+        let output = intake(&[
+            "check",
+            "--template",
+            &fixture("excel/template.json"),
+            &fixture(workbook),
+            "--format",
+            "json",
+            "--include-valid",
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{workbook}: {}", stderr(&output));
+        let (rows, summary) = json_report(&output);
+        assert_eq!((summary["rows_read"].as_u64(), summary["valid"].as_u64()), (Some(4), Some(3)));
+        let rejected: Vec<&Value> = rows.iter().filter(|row| row.get("errors").is_some()).collect();
+        assert_eq!(
+            errors(&rejected.into_iter().cloned().collect::<Vec<_>>()),
+            vec![(7, "schema.format".to_owned())],
+            "{workbook}"
+        );
+        let first = rows.iter().find(|row| row["row_number"] == 4).expect("row 4");
+        assert_eq!(first["data"]["member_id"], 1, "{workbook}");
+        assert_eq!(first["data"]["licence_valid_from"], "2026-01-15", "{workbook}");
+        let last = rows.iter().find(|row| row["row_number"] == 8).expect("row 8");
+        assert_eq!(last["data"]["last_name"], "Ström", "{workbook}");
+    }
+}

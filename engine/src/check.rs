@@ -7,6 +7,8 @@ use std::io::Read;
 
 use serde::Serialize;
 
+use intake_parsers::fixed_width::ControlRecord;
+
 use crate::pipeline::{FilePipeline, PipelineError, RowOutcome};
 use crate::template::Template;
 
@@ -28,6 +30,18 @@ pub struct CheckReport {
     pub errors_by_rule: BTreeMap<String, u64>,
     /// Set when the template asserts an empty file (`assert_empty`) and the file has rows.
     pub assert_empty_violated: bool,
+    /// Fixed-width files: the header and trailer records (control totals and counts), in file
+    /// order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub control_records: Vec<ControlRecord>,
+    /// Fixed-width files: lines skipped because their record type is not in `post_types` (only
+    /// without `strict_post_types`, which rejects them instead).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped_lines: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl CheckReport {
@@ -68,6 +82,8 @@ pub fn check_file<R: Read>(
         }
     }
     on_progress(pipeline.bytes_read());
+    report.control_records = pipeline.control_records().to_vec();
+    report.skipped_lines = pipeline.skipped_lines();
     report.assert_empty_violated = template.assert_empty && report.rows_read > 0;
     Ok(report)
 }

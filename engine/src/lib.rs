@@ -21,5 +21,6 @@ pub mod template;
 
 pub use check::{CheckReport, check_file};
 pub use intake_parsers::RowError;
+pub use intake_parsers::fixed_width::ControlRecord;
 pub use pipeline::{FilePipeline, PipelineError, RejectedRow, RowOutcome};
 pub use template::{Template, TemplateError, TemplateProblem, load, template_schema};

@@ -15,6 +15,7 @@ use intake_mappers::MappingChain;
 use intake_parsers::csv::RowParseError;
 use intake_parsers::csv::{CsvFileError, CsvReader, ReadOutcome};
 use intake_parsers::excel::{ExcelFileError, ExcelReader};
+use intake_parsers::fixed_width::{ControlRecord, FixedWidthFileError, FixedWidthReader};
 use intake_parsers::json::{JsonFileError, JsonOutcome, JsonReader};
 use intake_parsers::object_record::ObjectColumns;
 use intake_parsers::preflight::{CompressedBytes, PreflightError, PreflightReader};
@@ -49,6 +50,9 @@ pub enum PipelineError {
     /// The XML document cannot be read on (not well-formed, a DTD, too deep, …).
     #[error(transparent)]
     Xml(#[from] XmlFileError),
+    /// The fixed-width file cannot be read on.
+    #[error(transparent)]
+    FixedWidth(#[from] FixedWidthFileError),
     /// The file cannot be decompressed: corrupt or truncated data, a bomb limit exceeded, an
     /// unusable zip archive.
     #[error(transparent)]
@@ -84,8 +88,9 @@ impl PipelineError {
 ///
 /// `file_type` `excel` without a `format` reads a workbook with [`ExcelReader`]; format `json`
 /// and `xml` read object records ([`JsonReader`], [`XmlReader`]) whose columns are the template's
-/// mapped source paths ([`ObjectColumns`]); everything else the template lets run
-/// ([`Template::unsupported`] refuses the rest) is CSV.
+/// mapped source paths ([`ObjectColumns`]); format `flat_file` reads fixed-width lines
+/// ([`FixedWidthReader`]); everything else the template lets run ([`Template::unsupported`]
+/// refuses the rest) is CSV.
 #[allow(clippy::large_enum_variant)] // one per file: the size of the CSV reader does not matter
 pub enum RecordReader<R: Read> {
     /// Delimited text.
@@ -96,6 +101,8 @@ pub enum RecordReader<R: Read> {
     Json(JsonReader<R>, ObjectColumns),
     /// The record elements of an XML document.
     Xml(XmlReader<R>, ObjectColumns),
+    /// Fixed-width lines, with or without record types.
+    FixedWidth(FixedWidthReader<R>),
 }
 
 impl<R: Read> RecordReader<R> {
@@ -119,6 +126,10 @@ impl<R: Read> RecordReader<R> {
                     .map_err(template_error)?;
                 Ok(Self::Xml(XmlReader::new(source_name, input, &options)?, columns))
             }
+            Some(Format::FlatFile) => {
+                let options = template.fixed_width_options().map_err(template_error)?;
+                Ok(Self::FixedWidth(FixedWidthReader::new(source_name, input, options)?))
+            }
             _ => {
                 let options = template.csv_options().map_err(template_error)?;
                 let reader = CsvReader::new(source_name, input, options)
@@ -134,6 +145,25 @@ impl<R: Read> RecordReader<R> {
             Self::Csv(reader) => reader.columns(),
             Self::Excel(reader) => reader.columns(),
             Self::Json(_, columns) | Self::Xml(_, columns) => columns.columns(),
+            Self::FixedWidth(reader) => reader.columns(),
+        }
+    }
+
+    /// The header and trailer records of a fixed-width file read so far (none for other
+    /// formats), for cross-row rules and the check report.
+    pub fn control_records(&self) -> &[ControlRecord] {
+        match self {
+            Self::FixedWidth(reader) => reader.control_records(),
+            _ => &[],
+        }
+    }
+
+    /// Lines skipped because their record type is not configured (fixed-width files without
+    /// `strict_post_types`).
+    pub fn skipped_lines(&self) -> u64 {
+        match self {
+            Self::FixedWidth(reader) => reader.skipped_lines(),
+            _ => 0,
         }
     }
 
@@ -159,6 +189,7 @@ impl<R: Read> RecordReader<R> {
                     ReadOutcome::Record
                 }
             },
+            Self::FixedWidth(reader) => reader.read_record(record)?,
         })
     }
 
@@ -169,6 +200,7 @@ impl<R: Read> RecordReader<R> {
             Self::Excel(reader) => reader.bytes_read(),
             Self::Json(reader, _) => reader.bytes_read(),
             Self::Xml(reader, _) => reader.bytes_read(),
+            Self::FixedWidth(reader) => reader.bytes_read(),
         }
     }
 }
@@ -340,6 +372,16 @@ impl<R: Read> FilePipeline<R> {
         self.reader.columns()
     }
 
+    /// The header and trailer records read so far; see [`RecordReader::control_records`].
+    pub fn control_records(&self) -> &[ControlRecord] {
+        self.reader.control_records()
+    }
+
+    /// Lines skipped for an unconfigured record type; see [`RecordReader::skipped_lines`].
+    pub fn skipped_lines(&self) -> u64 {
+        self.reader.skipped_lines()
+    }
+
     /// Bytes of the file as delivered (compressed, for a gzip or zip file) read so far, so that
     /// progress compares with the file's size. A zip file is read whole (spooled) when it is
     /// opened; decompressed bytes are not counted here.
@@ -354,8 +396,11 @@ impl<R: Read> FilePipeline<R> {
             ReadOutcome::Rejected(error) => {
                 self.rejected.row_number = error.row_number;
                 self.rejected.original_data = match &self.reader {
-                    // An object record that could not be read has no columns yet: keep its text.
-                    RecordReader::Json(..) | RecordReader::Xml(..) => error
+                    // An object record or a fixed-width line that could not be read has no
+                    // columns yet: keep its text.
+                    RecordReader::Json(..)
+                    | RecordReader::Xml(..)
+                    | RecordReader::FixedWidth(_) => error
                         .cells
                         .iter()
                         .map(|text| ("record".to_owned(), Value::String(text.clone())))

@@ -223,6 +223,35 @@ pub enum RowParseErrorKind {
         /// The error as Excel shows it.
         error: &'static str,
     },
+    /// A line of a fixed-width file has a record type the template's `post_types` do not list.
+    #[error(
+        "the record type in characters {start}–{} is not one of the template's post_types: \
+         add the type to post_types, or turn strict_post_types off to skip such lines",
+        .start + .width - 1
+    )]
+    UnknownPostType {
+        /// The 1-based character where the type code starts.
+        start: usize,
+        /// Its width.
+        width: usize,
+    },
+    /// A line of a fixed-width file has text past the end of its layout.
+    #[error(
+        "the line is {line_width} characters long and has text after character {layout_width}, \
+         where its layout ends: check the column widths"
+    )]
+    TextBeyondLayout {
+        /// The characters the layout covers.
+        layout_width: usize,
+        /// The characters of the line.
+        line_width: usize,
+    },
+    /// A continuation line of a fixed-width file has no record before it to belong to.
+    #[error(
+        "this continuation line has no record line before it to belong to: check the order of \
+         the lines, or the roles in the template's post_types"
+    )]
+    OrphanContinuation,
 }
 
 impl RowParseErrorKind {
@@ -236,6 +265,9 @@ impl RowParseErrorKind {
             Self::ExcelErrorCell { .. } => "excel_error_cell",
             Self::InvalidJson => "invalid_json",
             Self::NotAnObject { .. } => "not_an_object",
+            Self::UnknownPostType { .. } => "unknown_post_type",
+            Self::TextBeyondLayout { .. } => "text_beyond_layout",
+            Self::OrphanContinuation => "orphan_continuation",
         }
     }
 
@@ -273,6 +305,20 @@ impl RowParseErrorKind {
                      värdet i arbetsboken",
                     crate::excel::column_letters(column)
                 ),
+                Self::UnknownPostType { start, width } => format!(
+                    "posttypen i tecken {start}–{} finns inte bland mallens post_types: lägg \
+                     till typen i post_types, eller stäng av strict_post_types för att hoppa \
+                     över sådana rader",
+                    start + width - 1
+                ),
+                Self::TextBeyondLayout { layout_width, line_width } => format!(
+                    "raden är {line_width} tecken lång och har text efter tecken \
+                     {layout_width}, där dess layout slutar: kontrollera kolumnbredderna"
+                ),
+                Self::OrphanContinuation => "fortsättningsraden har ingen post före sig att \
+                                             höra till: kontrollera radernas ordning, eller \
+                                             rollerna i mallens post_types"
+                    .to_owned(),
             },
         }
     }

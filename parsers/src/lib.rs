@@ -1,7 +1,7 @@
 //! intake-parsers: turns the bytes of a file into a stream of numbered records.
 //!
 //! It owns the pre-flight (decompressing gzip and zip files, see [`preflight`]; OpenPGP, see
-//! [`pgp`]), text encodings, the file formats (CSV and Excel workbooks; JSON and JSON Lines, XML
+//! [`pgp`]), text encodings, the file formats (CSV, fixed-width and Excel workbooks; JSON and JSON Lines, XML
 //! as object records read through [`object_record`]), and the two record types the rest of the
 //! pipeline shares: [`Record`], the text cells of one source record with the line it starts on,
 //! and [`Row`], a mapped row of named JSON values. It does not know about templates, mapping or
@@ -10,7 +10,9 @@
 pub mod csv;
 pub mod encoding;
 pub mod excel;
+pub mod fixed_width;
 pub mod json;
+mod lines;
 pub mod locale;
 pub mod object_record;
 pub mod pgp;

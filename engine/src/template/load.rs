@@ -11,6 +11,7 @@ use intake_mappers::{FieldSpec, MapperConfig, MappingChain, MappingConfigError};
 use intake_parsers::csv::CsvOptions;
 use intake_parsers::encoding::TextEncoding;
 use intake_parsers::excel::ExcelOptions;
+use intake_parsers::fixed_width::{FixedColumn, FixedWidthOptions, Layout, PostType};
 use intake_parsers::json::{JsonMode, JsonOptions};
 use intake_parsers::object_record::ObjectColumns;
 use intake_parsers::xml::XmlOptions;
@@ -18,7 +19,7 @@ use intake_validators::rules::RowRuleConfig;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{Format, ImportMode, PostProcessPolicy, Template};
+use super::{ColumnWidth, Format, ImportMode, PostProcessPolicy, Template};
 
 /// One thing wrong with a template, and where: a JSON pointer into the template document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,6 +283,16 @@ impl Template {
         {
             problems.append(&mut excel_problems);
         }
+        if self.effective_format() == Some(Format::FlatFile) {
+            if let Err(mut fixed_width_problems) = self.fixed_width_options() {
+                problems.append(&mut fixed_width_problems);
+            }
+        } else if !self.column_widths.is_empty() {
+            problems.push(TemplateProblem::new(
+                "/column_widths",
+                "column_widths are for fixed-width files (file_type fixed_width)",
+            ));
+        }
         if matches!(self.import_mode, ImportMode::Update | ImportMode::Upsert | ImportMode::Sync)
             && self.upsert_key.as_deref().is_none_or(|key| key.trim().is_empty())
         {
@@ -484,6 +495,8 @@ impl Template {
             ("namespaces", config.namespaces.is_some()),
             ("post_types", config.post_types.is_some()),
             ("strict_post_types", config.strict_post_types.is_some()),
+            ("record_type", config.record_type.is_some()),
+            ("trim", config.trim.is_some()),
         ] {
             if set && !allowed.contains(&field) {
                 problems
@@ -625,6 +638,125 @@ impl Template {
                 .collect()
         })
     }
+}
+
+impl Template {
+    /// The fixed-width reader's options: one layout from `column_widths`, or a layout per record
+    /// type from `parser_config.post_types` (with `record_type`, `strict_post_types`), and
+    /// `encoding`, `skip_rows`, `parser_config.trim` and `max_record_bytes`; every problem at once.
+    ///
+    /// A fixed-width file has no header line: its column names come from the template
+    /// (`has_header` does not apply; skip a title line with `skip_rows`).
+    pub fn fixed_width_options(&self) -> Result<FixedWidthOptions, Vec<TemplateProblem>> {
+        let mut problems = self.top_level_csv_settings("fixed-width");
+        problems.extend(self.foreign_settings(
+            "fixed-width",
+            &["post_types", "strict_post_types", "record_type", "trim", "max_record_bytes"],
+        ));
+        let config = self.parser_config.clone().unwrap_or_default();
+        let encoding = self.text_encoding(&mut problems);
+        let layout = match (&config.post_types, self.column_widths.is_empty()) {
+            (Some(_), false) => {
+                problems.push(TemplateProblem::new(
+                    "/column_widths",
+                    "give either column_widths (one layout) or parser_config.post_types (a \
+                     layout per record type), not both",
+                ));
+                None
+            }
+            (None, true) => {
+                problems.push(TemplateProblem::new(
+                    "/column_widths",
+                    "fixed-width files need column_widths, or parser_config.post_types for files \
+                     with record types",
+                ));
+                None
+            }
+            (None, false) => {
+                if config.strict_post_types.is_some() || config.record_type.is_some() {
+                    problems.push(TemplateProblem::new(
+                        "/parser_config",
+                        "strict_post_types and record_type apply to parser_config.post_types",
+                    ));
+                }
+                Some(Layout::Single(fixed_columns(&self.column_widths, true)))
+            }
+            (Some(types), true) => {
+                let types: Vec<PostType> = types
+                    .iter()
+                    .map(|(code, config)| PostType {
+                        code: code.clone(),
+                        name: config.name.clone(),
+                        role: config.role,
+                        columns: fixed_columns(&config.columns, false),
+                    })
+                    .collect();
+                let (type_start, type_width) = match &config.record_type {
+                    Some(position) => (position.start.saturating_sub(1), position.width),
+                    None => {
+                        let mut lengths = types.iter().map(|t| t.code.chars().count());
+                        let first = lengths.next().unwrap_or(0);
+                        if lengths.any(|length| length != first) {
+                            problems.push(TemplateProblem::new(
+                                "/parser_config/record_type",
+                                "the post_types codes differ in length: give record_type \
+                                 {\"start\": …, \"width\": …}",
+                            ));
+                        }
+                        (0, first)
+                    }
+                };
+                Some(Layout::PostTypes {
+                    type_start,
+                    type_width,
+                    types,
+                    strict_post_types: config.strict_post_types.unwrap_or(false),
+                })
+            }
+        };
+        let Some(layout) = layout else { return Err(problems) };
+        let mut options = FixedWidthOptions::new(layout);
+        options.encoding = encoding;
+        options.skip_rows = self.skip_rows;
+        options.trim = config.trim.unwrap_or_default();
+        if let Some(max) = config.max_record_bytes {
+            options.max_record_bytes = max;
+        }
+        let path = if config.post_types.is_some() {
+            "/parser_config/post_types"
+        } else {
+            "/column_widths"
+        };
+        problems.extend(options.problems().into_iter().map(|p| TemplateProblem::new(path, p)));
+        let columns = options.columns();
+        for required in &self.required_columns {
+            if !columns.contains(required) {
+                problems.push(TemplateProblem::new(
+                    "/required_columns",
+                    format!("{required:?} is not a column of the fixed-width layout"),
+                ));
+            }
+        }
+        if problems.is_empty() { Ok(options) } else { Err(problems) }
+    }
+}
+
+/// A template's column widths as the reader's columns; a bare width is a column named
+/// `column_<position>` when `bare_is_named`, filler otherwise.
+fn fixed_columns(widths: &[ColumnWidth], bare_is_named: bool) -> Vec<FixedColumn> {
+    widths
+        .iter()
+        .enumerate()
+        .map(|(index, width)| match width {
+            ColumnWidth::Width(width) if bare_is_named => {
+                FixedColumn::named(&format!("column_{}", index + 1), *width)
+            }
+            ColumnWidth::Width(width) => FixedColumn::filler(*width),
+            ColumnWidth::Column(column) => {
+                FixedColumn { name: column.name.clone(), width: column.width }
+            }
+        })
+        .collect()
 }
 
 /// The byte of a one-character ASCII string; `\t` written out also means tab.

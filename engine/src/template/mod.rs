@@ -13,6 +13,9 @@ mod object_id;
 use intake_mappers::{FieldSpec, MapperConfig};
 
 use crate::m2m::writer::{IdempotencyConfig, TransactionConfig};
+use std::collections::BTreeMap;
+
+use intake_parsers::fixed_width::{PostRole, Trim};
 use intake_parsers::preflight::{Decompression, PreflightOptions};
 use intake_validators::ValidationConfig;
 use schemars::JsonSchema;
@@ -109,9 +112,12 @@ pub struct Template {
     /// Sheet name for Excel files (default: the first sheet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sheet_name: Option<String>,
-    /// Column widths for fixed-width files.
+    /// Column widths for fixed-width files whose lines all have one layout, in order from the
+    /// first character: a number is a column named `column_<position>`, `{"name": "amount",
+    /// "width": 12}` a named column, `{"width": 2}` filler that is not read. Files with record
+    /// types use `parser_config.post_types` instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub column_widths: Vec<Value>,
+    pub column_widths: Vec<ColumnWidth>,
     /// Field mappings from source to target (legacy form of one `field_mapping` mapper).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub field_mapping: Vec<FieldSpec>,
@@ -357,12 +363,71 @@ pub struct ParserConfig {
     /// XML: namespace prefixes and their URIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<Map<String, Value>>,
-    /// Flat file: the record layouts by record type.
+    /// Flat file: the layouts by record type code, e.g. `{"20": {"name": "payment", "columns":
+    /// [{"width": 2}, {"name": "payer_bankgiro", "width": 10}, …]}, "70": {"name": "closing",
+    /// "role": "trailer", "columns": […]}}`. Each line's code (see `record_type`) picks its type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub post_types: Option<Value>,
-    /// Flat file: whether an unknown record type is an error.
+    pub post_types: Option<BTreeMap<String, PostTypeConfig>>,
+    /// Flat file: whether a line of a type not in `post_types` is rejected (`true`) or skipped
+    /// (`false`, the default; skipped lines are counted in the check report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_post_types: Option<bool>,
+    /// Flat file: where the record type code is on each line; default the first characters, as
+    /// long as the codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<RecordTypePosition>,
+    /// Flat file: which whitespace is trimmed from values: `both` (default), `end` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trim: Option<Trim>,
+}
+
+/// One column of a fixed-width layout: a width alone, or an object with a width and a name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ColumnWidth {
+    /// A width in characters: in `column_widths` a column named `column_<position>`, in a post
+    /// type's `columns` filler.
+    Width(usize),
+    /// A column with a name, or without one (filler).
+    Column(NamedColumnWidth),
+}
+
+/// A fixed-width column given as an object.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamedColumnWidth {
+    /// The column name; without one the characters are filler and not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Width in characters, at least 1.
+    pub width: usize,
+}
+
+/// One record type of a flat file (`parser_config.post_types`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostTypeConfig {
+    /// The type's name, which records carry in the column `post_type` (e.g. `payment`).
+    pub name: String,
+    /// `record` (default: each line is a record), `continuation` (adds its columns to the
+    /// record before it), `header` or `trailer` (control records for cross-row rules), or
+    /// `ignore`.
+    #[serde(default)]
+    pub role: PostRole,
+    /// The line's columns from its first character (the type code included, as filler).
+    pub columns: Vec<ColumnWidth>,
+}
+
+/// Where a flat file's record type code is on each line.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTypePosition {
+    /// The code's first character, counting from 1.
+    #[schemars(range(min = 1))]
+    pub start: usize,
+    /// The code's length in characters.
+    #[schemars(range(min = 1))]
+    pub width: usize,
 }
 
 fn yes() -> bool {
@@ -431,11 +496,11 @@ impl Template {
         match (self.file_type, self.effective_format()) {
             (FileType::Csv, Some(Format::Csv))
             | (FileType::Excel, None)
-            | (_, Some(Format::Json | Format::Xml)) => {}
+            | (_, Some(Format::Json | Format::Xml | Format::FlatFile)) => {}
             (file_type, format) => add(
                 if self.format.is_some() { "/format" } else { "/file_type" },
                 format!(
-                    "reading {} files (file_type {}, format {}); this release reads CSV, Excel, JSON and XML",
+                    "reading {} files (file_type {}, format {}); this release reads CSV, Excel, JSON, XML and fixed-width",
                     ser_name(&file_type),
                     ser_name(&file_type),
                     format.map(|f| ser_name(&f)).unwrap_or_else(|| "none".to_owned())
@@ -450,9 +515,6 @@ impl Template {
                 "/pre_transform",
                 "pre_transform expressions; use a jq or jinja2 mapper".to_owned(),
             );
-        }
-        if !self.column_widths.is_empty() {
-            add("/column_widths", "fixed-width column widths".to_owned());
         }
         for (index, mapper) in self.mapping.iter().enumerate() {
             if !matches!(mapper, MapperConfig::FieldMapping(_)) {

@@ -145,7 +145,7 @@ fn a_format_that_does_not_read_the_file_type_is_refused() {
 #[test]
 fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
     let template = load_json(json!({
-        "name": "n", "file_type": "fixed_width", "target_resource": "t",
+        "name": "n", "file_type": "csv", "target_resource": "t",
         "crypto": {"decompression": "gzip", "decrypt": {"key": "k"}},
         "pre_transform": "row",
         "mapping": [
@@ -158,13 +158,7 @@ fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
     let unsupported = template.unsupported();
     assert_eq!(
         paths(&unsupported),
-        vec![
-            "/file_type",
-            "/crypto",
-            "/pre_transform",
-            "/mapping/1",
-            "/validation/cross_row_rules"
-        ]
+        vec!["/crypto", "/pre_transform", "/mapping/1", "/validation/cross_row_rules"]
     );
     assert!(unsupported.iter().all(|p| p.message.starts_with("not supported yet: ")));
 }
@@ -285,4 +279,70 @@ fn crypto_refuses_unknown_keys_bad_methods_and_zero_limits_with_their_paths() {
         "crypto": {"max_compression_ratio": 0}
     }));
     assert!(!found.is_empty() && paths(&found).iter().all(|p| p.starts_with("/crypto")));
+}
+
+#[test]
+fn a_fixed_width_template_needs_one_layout_and_names_every_problem() {
+    let found = problems(json!({"name": "n", "file_type": "fixed_width", "target_resource": "t"}));
+    assert_eq!(paths(&found), vec!["/column_widths"]);
+
+    let found = problems(json!({
+        "name": "n", "file_type": "fixed_width", "target_resource": "t", "delimiter": ";",
+        "column_widths": [3, {"name": "a", "width": 0}, {"name": "a", "width": 2}],
+        "parser_config": {"strict_post_types": true, "quote_char": "'"},
+        "required_columns": ["b"]
+    }));
+    assert_eq!(
+        paths(&found),
+        vec![
+            "/delimiter",
+            "/parser_config/quote_char",
+            "/parser_config",
+            "/column_widths",
+            "/column_widths",
+            "/required_columns"
+        ],
+        "{found:?}"
+    );
+}
+
+#[test]
+fn post_types_are_checked_as_a_whole() {
+    let found = problems(json!({
+        "name": "n", "file_type": "fixed_width", "target_resource": "t",
+        "parser_config": {"post_types": {
+            "1": {"name": "start", "role": "header", "columns": [1, {"name": "d", "width": 8}]},
+            "20": {"name": "info", "role": "continuation", "columns": [2, {"name": "x", "width": 3}]}
+        }}
+    }));
+    let messages: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("differ in length")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("no post type has the role 'record'")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn a_bgmax_template_gives_the_columns_of_its_records() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/bgmax/template.json"),
+    )
+    .expect("fixture");
+    let template = load("bgmax.json", &text).expect("valid");
+    assert!(template.unsupported().is_empty(), "{:?}", template.unsupported());
+    let options = template.fixed_width_options().expect("options");
+    let columns = options.columns();
+    assert_eq!(columns[0], "post_type");
+    assert!(columns.contains(&"payer_name".to_owned()));
+    assert!(columns.contains(&"deduction_code".to_owned()));
+    assert!(!columns.contains(&"deposit_amount_ore".to_owned()), "a trailer field is no column");
+}
+
+#[test]
+fn column_widths_on_a_csv_template_are_a_problem() {
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t", "column_widths": [3]
+    }));
+    assert_eq!(paths(&found), vec!["/column_widths"]);
 }
