@@ -283,6 +283,15 @@ fn print_summary(
             report.rows_read
         )?;
     }
+    for failure in &report.file_failures {
+        writeln!(
+            out,
+            "file rule failed ({}.{}): {}",
+            failure.layer.as_str(),
+            failure.rule,
+            failure.message
+        )?;
+    }
     if report.skipped_lines > 0 {
         writeln!(
             out,

@@ -447,8 +447,9 @@ fn a_truncated_gzip_file_is_unusable_with_an_error_naming_it() {
     assert!(message.contains("cut.csv.gz: the gzip data is corrupt or truncated"), "{message}");
 }
 
-/// `intake check --format json --include-valid` on a BGMax sample: (rows, summary).
-fn bgmax_report(file: &str) -> (Vec<Value>, Value) {
+/// `intake check --format json --include-valid` on a BGMax sample, which must exit with
+/// `code`: (rows, summary).
+fn bgmax_report(file: &str, code: i32) -> (Vec<Value>, Value) {
     let output = intake(&[
         "check",
         "--template",
@@ -458,13 +459,13 @@ fn bgmax_report(file: &str) -> (Vec<Value>, Value) {
         "json",
         "--include-valid",
     ]);
-    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(code), "{}{}", stdout(&output), stderr(&output));
     json_report(&output)
 }
 
 #[test]
 fn a_bgmax_file_reads_payments_with_their_continuation_lines_and_keeps_control_records() {
-    let (rows, summary) = bgmax_report("bgmax/bgmax-ok.txt");
+    let (rows, summary) = bgmax_report("bgmax/bgmax-ok.txt", 0);
     assert_eq!(summary["rows_read"], 5);
     assert_eq!(summary["valid"], 5);
     let lines: Vec<u64> = rows.iter().filter_map(|row| row["row_number"].as_u64()).collect();
@@ -511,14 +512,28 @@ fn a_bgmax_file_reads_payments_with_their_continuation_lines_and_keeps_control_r
 }
 
 #[test]
-fn a_bgmax_file_with_a_wrong_control_total_exposes_the_totals_that_disagree() {
-    let (_, ok) = bgmax_report("bgmax/bgmax-ok.txt");
-    let (rows, bad) = bgmax_report("bgmax/bgmax-bad-total.txt");
-    // The records are the same; only the deposit total and the end count differ.
-    assert_eq!(rows.len(), 5);
-    assert_eq!(bad["control_records"][2]["fields"]["deposit_amount_ore"], "000000000000182550");
-    assert_eq!(bad["control_records"][5]["fields"]["payment_records"], "00000004");
-    assert_ne!(ok["control_records"], bad["control_records"]);
+fn a_bgmax_file_with_a_wrong_control_total_fails_its_cross_row_rules() {
+    let (_, ok) = bgmax_report("bgmax/bgmax-ok.txt", 0);
+    assert!(ok.get("file_failures").is_none(), "{ok}");
+    let (rows, bad) = bgmax_report("bgmax/bgmax-bad-total.txt", 1);
+    // Every record is valid; the file is not: its deposit total and payment count disagree.
+    assert_eq!(
+        (rows.len(), bad["valid"].as_u64(), bad["rejected"].as_u64()),
+        (5, Some(5), Some(0))
+    );
+    let failures = bad["file_failures"].as_array().expect("file failures");
+    let found: Vec<(&str, u64)> = failures
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap_or(""), f["row_number"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(found, vec![("sum", 12), ("count", 17)]);
+    let message = failures[0]["message"].as_str().unwrap_or("");
+    assert!(
+        message
+            .contains("sum of amount_ore is 172550, but the deposit record on line 12 says 182550"),
+        "{message}"
+    );
+    assert_eq!(bad["errors_by_rule"]["cross_row_rules.sum"], 1);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::io::Read;
 use serde::Serialize;
 
 use intake_parsers::fixed_width::ControlRecord;
+use intake_validators::FileRuleFailure;
 
 use crate::pipeline::{FilePipeline, PipelineError, RowOutcome};
 use crate::template::Template;
@@ -34,6 +35,10 @@ pub struct CheckReport {
     /// order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub control_records: Vec<ControlRecord>,
+    /// File-level rules that failed (cross-row rules: counts, aggregates, control totals): the
+    /// file as a whole is not clean.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub file_failures: Vec<FileRuleFailure>,
     /// Fixed-width files: lines skipped because their record type is not in `post_types` (only
     /// without `strict_post_types`, which rejects them instead).
     #[serde(skip_serializing_if = "is_zero")]
@@ -47,7 +52,7 @@ fn is_zero(count: &u64) -> bool {
 impl CheckReport {
     /// Whether every row was valid and no assertion failed.
     pub fn is_clean(&self) -> bool {
-        self.rejected == 0 && !self.assert_empty_violated
+        self.rejected == 0 && !self.assert_empty_violated && self.file_failures.is_empty()
     }
 }
 
@@ -83,6 +88,11 @@ pub fn check_file<R: Read>(
     }
     on_progress(pipeline.bytes_read());
     report.control_records = pipeline.control_records().to_vec();
+    report.file_failures = pipeline.file_failures().to_vec();
+    for failure in &report.file_failures {
+        let key = format!("{}.{}", failure.layer.as_str(), failure.rule);
+        *report.errors_by_rule.entry(key).or_default() += 1;
+    }
     report.skipped_lines = pipeline.skipped_lines();
     report.assert_empty_violated = template.assert_empty && report.rows_read > 0;
     Ok(report)

@@ -139,10 +139,19 @@ pub async fn import_file(
             ImportError::Internal("validation pass ended without a report".into())
         })?;
         if !check.is_clean() {
-            let not_written = format!(
-                "all_or_nothing: {} of {} rows were rejected, so nothing was written",
-                check.rejected, check.rows_read
-            );
+            let not_written = if check.file_failures.is_empty() {
+                format!(
+                    "all_or_nothing: {} of {} rows were rejected, so nothing was written",
+                    check.rejected, check.rows_read
+                )
+            } else {
+                let reasons: Vec<&str> =
+                    check.file_failures.iter().map(|f| f.message.as_str()).collect();
+                format!(
+                    "all_or_nothing: the file failed its cross-row rules ({}), so nothing was written",
+                    reasons.join("; ")
+                )
+            };
             return Ok(ImportReport {
                 check,
                 write: WriteReport::default(),

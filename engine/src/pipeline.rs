@@ -21,7 +21,7 @@ use intake_parsers::object_record::ObjectColumns;
 use intake_parsers::preflight::{CompressedBytes, PreflightError, PreflightReader};
 use intake_parsers::xml::{XmlFileError, XmlOutcome, XmlReader};
 use intake_parsers::{Layer, Locale, Record, Row, RowError};
-use intake_validators::RowValidator;
+use intake_validators::{CrossRowValidator, FileRuleFailure, RowValidator};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -297,6 +297,11 @@ impl RowProcessor {
         self.locale
     }
 
+    /// The shape of the rows this processor produces.
+    pub fn shape(&self) -> &std::sync::Arc<intake_parsers::RowShape> {
+        self.mapping.shape()
+    }
+
     /// An empty row of the mapped shape, to reuse with [`RowProcessor::process_into`].
     pub fn new_row(&self) -> Row {
         Row::new(self.mapping.shape().clone())
@@ -334,6 +339,10 @@ pub struct FilePipeline<R: Read> {
     reader: RecordReader<PreflightReader<R>>,
     compressed_bytes: CompressedBytes,
     processor: RowProcessor,
+    /// Validation layer 3, with its state for this file.
+    cross_row: CrossRowValidator,
+    /// The file-level verdict of layer 3, once the last row has been read.
+    file_failures: Option<Vec<FileRuleFailure>>,
     record: Record,
     row: Row,
     rejected: RejectedRow,
@@ -356,11 +365,31 @@ impl<R: Read> FilePipeline<R> {
         let reader = RecordReader::open(template, source_name, input)?;
         let processor =
             RowProcessor::from_template(template, reader.columns()).map_err(template_error)?;
+        let cross_row = CrossRowValidator::build(
+            &template.validation.cross_row_rules,
+            processor.shape(),
+            processor.locale(),
+        )
+        .map_err(|problems| {
+            template_error(
+                problems
+                    .into_iter()
+                    .map(|(index, problem)| {
+                        TemplateProblem::new(
+                            format!("/validation/cross_row_rules/{index}"),
+                            problem.to_string(),
+                        )
+                    })
+                    .collect(),
+            )
+        })?;
         let row = processor.new_row();
         Ok(Self {
             reader,
             compressed_bytes,
             processor,
+            cross_row,
+            file_failures: None,
             record: Record::new(),
             row,
             rejected: RejectedRow { row_number: 0, original_data: Map::new(), errors: Vec::new() },
@@ -389,11 +418,24 @@ impl<R: Read> FilePipeline<R> {
         self.compressed_bytes.get()
     }
 
-    /// The next row's outcome, or `None` at the end of the file.
+    /// The failures of file-level rules (cross-row rules: counts, aggregates, control totals),
+    /// known once [`FilePipeline::next_row`] has returned `None`; empty before.
+    pub fn file_failures(&self) -> &[FileRuleFailure] {
+        self.file_failures.as_deref().unwrap_or_default()
+    }
+
+    /// The next row's outcome, or `None` at the end of the file (when the file-level rules are
+    /// decided, see [`FilePipeline::file_failures`]).
     pub fn next_row(&mut self) -> Result<Option<RowOutcome<'_>>, PipelineError> {
         match self.reader.read_record(&mut self.record)? {
-            ReadOutcome::End => Ok(None),
+            ReadOutcome::End => {
+                if self.file_failures.is_none() {
+                    self.file_failures = Some(self.cross_row.finish(self.reader.control_records()));
+                }
+                Ok(None)
+            }
             ReadOutcome::Rejected(error) => {
+                self.cross_row.skip_row();
                 self.rejected.row_number = error.row_number;
                 self.rejected.original_data = match &self.reader {
                     // An object record or a fixed-width line that could not be read has no
@@ -419,11 +461,25 @@ impl<R: Read> FilePipeline<R> {
             }
             ReadOutcome::Record => {
                 self.rejected.errors.clear();
-                if self.processor.process_into(
+                let mut valid = self.processor.process_into(
                     &self.record,
                     &mut self.row,
                     &mut self.rejected.errors,
-                ) {
+                );
+                if !self.cross_row.is_empty() {
+                    let mapped = !self.rejected.errors.iter().any(|e| e.layer == Layer::Mapping);
+                    if mapped {
+                        valid = self.cross_row.check_row(
+                            &self.row,
+                            valid,
+                            self.reader.control_records(),
+                            &mut self.rejected.errors,
+                        );
+                    } else {
+                        self.cross_row.skip_row();
+                    }
+                }
+                if valid {
                     return Ok(Some(RowOutcome::Valid(&self.row)));
                 }
                 self.rejected.row_number = self.record.row_number();

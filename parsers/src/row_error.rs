@@ -18,6 +18,8 @@ pub enum Layer {
     Schema,
     /// Layer 2: a row rule (IBAN, personnummer, …).
     RowRules,
+    /// Layer 3: a rule across the rows of the file (a duplicate of an earlier row).
+    CrossRowRules,
     /// The target API refused the row when it was written (422 field errors, a missing record
     /// in update mode, a conflict that did not resolve).
     Write,
@@ -31,6 +33,7 @@ impl Layer {
             Layer::Mapping => "mapping",
             Layer::Schema => "schema",
             Layer::RowRules => "row_rules",
+            Layer::CrossRowRules => "cross_row_rules",
             Layer::Write => "write",
         }
     }

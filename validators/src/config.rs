@@ -4,13 +4,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cross_row::CrossRowRuleConfig;
 use crate::rules::RowRuleConfig;
 
 /// The five-layer validation of a template, as written in its `validation` object.
 ///
-/// Layers 1 (`schema`) and 2 (`row_rules`) run today. Layers 3–5 (`cross_row_rules`,
-/// `business_rules`, `plugins`) are accepted in a template so that it can be stored, but a run of a
-/// template that uses them fails with "not supported yet" rather than skipping them silently.
+/// Layers 1 (`schema`), 2 (`row_rules`) and 3 (`cross_row_rules`) run today. Layers 4–5
+/// (`business_rules`, `plugins`) are accepted in a template so that it can be stored, but a run of
+/// a template that uses them fails with "not supported yet" rather than skipping them silently.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidationConfig {
@@ -22,9 +23,11 @@ pub struct ValidationConfig {
     /// date_range, one_of, luhn). A null value passes every rule: presence is the schema's job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub row_rules: Vec<RowRuleConfig>,
-    /// Layer 3: rules across rows (uniqueness, aggregates, control totals). Not supported yet.
+    /// Layer 3: rules across the rows of a file: `unique`, `count`, `aggregate` (sum, min,
+    /// max, avg, count compared with a constant or a control total of a header or trailer
+    /// record), `control_field`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cross_row_rules: Vec<Value>,
+    pub cross_row_rules: Vec<CrossRowRuleConfig>,
     /// Layer 4: read-only look-ups in the target API. Not supported yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub business_rules: Vec<Value>,

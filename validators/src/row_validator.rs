@@ -4,6 +4,7 @@ use intake_parsers::{Layer, Locale, Row, RowError, RowShape};
 use thiserror::Error;
 
 use crate::config::ValidationConfig;
+use crate::cross_row::CrossRowValidator;
 use crate::rules::{RowRule, RuleConfigError};
 use crate::schema::SchemaLayer;
 
@@ -35,6 +36,14 @@ pub enum ValidationConfigError {
         /// The fields mapped rows have, comma-separated.
         available: String,
     },
+    /// A cross-row rule's options are wrong.
+    #[error("{source}")]
+    CrossRow {
+        /// The rule's position in `cross_row_rules`.
+        index: usize,
+        /// What is wrong with it.
+        source: crate::cross_row::CrossRowConfigError,
+    },
     /// A layer that a later release implements.
     #[error("not supported yet: validation layer '{0}'")]
     NotSupportedYet(&'static str),
@@ -51,6 +60,7 @@ impl ValidationConfigError {
             Self::Rule { index, .. } | Self::UnknownField { index, .. } => {
                 format!("/row_rules/{index}")
             }
+            Self::CrossRow { index, .. } => format!("/cross_row_rules/{index}"),
             Self::NotSupportedYet(layer) => format!("/{layer}"),
             Self::ZeroErrorCap => "/max_errors_per_row".to_owned(),
         }
@@ -73,6 +83,9 @@ impl ValidationConfig {
                 problems.push(ValidationConfigError::Rule { index, source });
             }
         }
+        for (index, source) in CrossRowValidator::validate(&self.cross_row_rules) {
+            problems.push(ValidationConfigError::CrossRow { index, source });
+        }
         if self.max_errors_per_row == 0 {
             problems.push(ValidationConfigError::ZeroErrorCap);
         }
@@ -80,7 +93,8 @@ impl ValidationConfig {
     }
 }
 
-/// Validation layers 1 and 2, compiled for rows of one shape.
+/// Validation layers 1 and 2, compiled for rows of one shape (layer 3, which keeps state across
+/// a file, is [`CrossRowValidator`]).
 #[derive(Debug, Clone)]
 pub struct RowValidator {
     schema: Option<SchemaLayer>,
@@ -97,11 +111,9 @@ impl RowValidator {
         locale: Locale,
     ) -> Result<Self, Vec<ValidationConfigError>> {
         let mut problems = config.validate();
-        for (layer, entries) in [
-            ("cross_row_rules", &config.cross_row_rules),
-            ("business_rules", &config.business_rules),
-            ("plugins", &config.plugins),
-        ] {
+        for (layer, entries) in
+            [("business_rules", &config.business_rules), ("plugins", &config.plugins)]
+        {
             if !entries.is_empty() {
                 problems.push(ValidationConfigError::NotSupportedYet(layer));
             }

@@ -795,6 +795,15 @@ async fn conclude(
             }
             if let Some(reason) = report.not_written {
                 (RunStatus::Failed, Some(reason))
+            } else if !report.check.file_failures.is_empty() {
+                let reasons: Vec<&str> =
+                    report.check.file_failures.iter().map(|f| f.message.as_str()).collect();
+                let reason = format!(
+                    "the file failed its cross-row rules: {} (its valid rows were written; \
+                     transaction mode all_or_nothing writes nothing in this case)",
+                    reasons.join("; ")
+                );
+                (RunStatus::Failed, Some(reason))
             } else if let Some(failure) = report.write.failure {
                 let failure = format!(
                     "writing failed: {failure} ({} rows not attempted)",

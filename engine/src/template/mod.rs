@@ -522,7 +522,6 @@ impl Template {
             }
         }
         for (layer, used) in [
-            ("cross_row_rules", !self.validation.cross_row_rules.is_empty()),
             ("business_rules", !self.validation.business_rules.is_empty()),
             ("plugins", !self.validation.plugins.is_empty()),
         ] {

@@ -152,13 +152,13 @@ fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
             {"type": "field_mapping", "config": {"fields": [{"source": "a", "target": "a"}]}},
             {"type": "jq", "config": {"expression": "."}}
         ],
-        "validation": {"cross_row_rules": [{"type": "unique", "fields": ["a"]}]}
+        "validation": {"business_rules": [{"type": "exists", "resource": "clubs"}]}
     }))
     .expect("a template using later settings is still valid");
     let unsupported = template.unsupported();
     assert_eq!(
         paths(&unsupported),
-        vec!["/crypto", "/pre_transform", "/mapping/1", "/validation/cross_row_rules"]
+        vec!["/crypto", "/pre_transform", "/mapping/1", "/validation/business_rules"]
     );
     assert!(unsupported.iter().all(|p| p.message.starts_with("not supported yet: ")));
 }
