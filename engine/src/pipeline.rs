@@ -5,7 +5,7 @@
 //! yields each row's outcome in file order. A bad row is an outcome, not an error; only a file
 //! that cannot be read at all (or a template that cannot run) is an `Err`.
 //!
-//! Every file goes through the pre-flight first ([`PreflightReader`]: gzip and zip files are
+//! Every file goes through the pre-flight first ([`open_records`]: gzip and zip files are
 //! decompressed as a stream, with the template's bomb limits), so `intake check`, imports and
 //! the REST preview all read compressed files the same way.
 
@@ -17,13 +17,14 @@ use intake_parsers::csv::{CsvFileError, CsvReader, ReadOutcome};
 use intake_parsers::excel::{ExcelFileError, ExcelReader};
 use intake_parsers::json::{JsonFileError, JsonOutcome, JsonReader};
 use intake_parsers::object_record::ObjectColumns;
-use intake_parsers::preflight::{CompressedBytes, PreflightError, PreflightReader};
+use intake_parsers::preflight::{PreflightError, PreflightReader};
 use intake_parsers::xml::{XmlFileError, XmlOutcome, XmlReader};
 use intake_parsers::{Layer, Locale, Record, Row, RowError};
 use intake_validators::RowValidator;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::preflight::{DeliveredProgress, OpenedRecords, open_records};
 use crate::template::{Format, Template, TemplateProblem};
 
 /// Why a file could not be run through the pipeline at all.
@@ -300,7 +301,7 @@ impl RowProcessor {
 /// A file opened for parse → map → validate.
 pub struct FilePipeline<R: Read> {
     reader: RecordReader<PreflightReader<R>>,
-    compressed_bytes: CompressedBytes,
+    progress: DeliveredProgress,
     processor: RowProcessor,
     record: Record,
     row: Row,
@@ -308,26 +309,19 @@ pub struct FilePipeline<R: Read> {
 }
 
 impl<R: Read> FilePipeline<R> {
-    /// Opens `input` (named `source_name` in errors) for `template`: starts the pre-flight
-    /// (detecting gzip or zip; a zip is spooled to a temporary file and its entry chosen), reads
-    /// the header, then compiles the mapping and validation for its columns, reporting every
-    /// problem at once.
+    /// Opens `input` (named `source_name` in errors) for `template`: runs the pre-flight
+    /// ([`open_records`]: gzip or zip), reads the header, then compiles the mapping and
+    /// validation for its columns, reporting every problem at once.
     pub fn open(template: &Template, source_name: &str, input: R) -> Result<Self, PipelineError> {
         let template_error =
             |problems| PipelineError::Template { source_name: source_name.to_owned(), problems };
-        let unsupported = template.unsupported();
-        if !unsupported.is_empty() {
-            return Err(template_error(unsupported));
-        }
-        let input = PreflightReader::new(source_name, input, template.preflight_options())?;
-        let compressed_bytes = input.compressed_bytes();
-        let reader = RecordReader::open(template, source_name, input)?;
+        let OpenedRecords { reader, progress } = open_records(template, source_name, input)?;
         let processor =
             RowProcessor::from_template(template, reader.columns()).map_err(template_error)?;
         let row = processor.new_row();
         Ok(Self {
             reader,
-            compressed_bytes,
+            progress,
             processor,
             record: Record::new(),
             row,
@@ -344,7 +338,7 @@ impl<R: Read> FilePipeline<R> {
     /// progress compares with the file's size. A zip file is read whole (spooled) when it is
     /// opened; decompressed bytes are not counted here.
     pub fn bytes_read(&self) -> u64 {
-        self.compressed_bytes.get()
+        self.progress.bytes_read()
     }
 
     /// The next row's outcome, or `None` at the end of the file.
@@ -409,7 +403,7 @@ impl RowOutcome<'_> {
 }
 
 /// The record as column → text; cells beyond the header are named by position.
-fn original_data<'a>(
+pub(crate) fn original_data<'a>(
     columns: &[String],
     cells: impl Iterator<Item = impl AsRef<str> + 'a>,
 ) -> Map<String, Value> {
