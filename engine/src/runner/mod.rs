@@ -837,7 +837,7 @@ async fn write_rejections(
 }
 
 /// The records of the given row numbers, column → text, read again from the file through the
-/// same pre-flight as the import (decompression), so they are the rows that were sent.
+/// same pre-flight as the import (OpenPGP, decompression), so they are the rows that were sent.
 fn original_rows(
     template: &Template,
     path: &Path,
