@@ -152,8 +152,10 @@ pub(crate) fn load_template(path: &Path) -> anyhow::Result<Template> {
 
 fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let template = load_template(&args.template)?;
-    let (input, size, name): (Box<dyn Read>, Option<u64>, String) = if args.file == Path::new("-") {
-        (Box::new(io::stdin().lock()), None, "<stdin>".to_owned())
+    // Send + Sync: an OpenPGP message is read by sequoia's decryptor, which requires it.
+    type Input = Box<dyn Read + Send + Sync>;
+    let (input, size, name): (Input, Option<u64>, String) = if args.file == Path::new("-") {
+        (Box::new(io::stdin()), None, "<stdin>".to_owned())
     } else {
         let file = File::open(&args.file)
             .with_context(|| format!("cannot open {}", args.file.display()))?;

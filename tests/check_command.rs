@@ -618,3 +618,209 @@ fn xls_and_ods_workbooks_made_by_other_tools_are_checked_like_xlsx() {
         assert_eq!(last["data"]["last_name"], "Ström", "{workbook}");
     }
 }
+
+/// A private GnuPG home for the OpenPGP tests, with three keys made by gpg: ours (the files are
+/// encrypted to it), the partner's (it signs the files) and a stranger's. Its agent is stopped on
+/// drop. Without gpg, `start` says why and the test skips — unless `INTAKE_REQUIRE_SPEC_TOOLS=1`
+/// (CI), where it fails (the convention of `parsers/tests/pgp_messages.rs`).
+struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+impl Gpg {
+    fn start() -> Option<Gpg> {
+        if Command::new("gpg").arg("--version").output().is_err() {
+            let reason = "gpg not found (apt-get install -y gnupg)";
+            assert!(
+                std::env::var("INTAKE_REQUIRE_SPEC_TOOLS").as_deref() != Ok("1"),
+                "INTAKE_REQUIRE_SPEC_TOOLS=1 but {reason}"
+            );
+            eprintln!("skipping: {reason}");
+            return None;
+        }
+        // A short path: gpg-agent's socket lives in the home.
+        let home = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").expect("gpg home");
+        let gpg = Gpg { home };
+        for uid in ["Intake <intake@receiver.test>", "Partner <files@partner.test>", "X <x@x.test>"]
+        {
+            gpg.run(&["--passphrase", "", "--quick-gen-key", uid, "future-default", "default"]);
+        }
+        Some(gpg)
+    }
+
+    fn run(&self, args: &[&str]) -> Vec<u8> {
+        let output = Command::new("gpg")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args(["--batch", "--yes", "--quiet", "--trust-model", "always"])
+            .args(["--pinentry-mode", "loopback"])
+            .args(args)
+            .output()
+            .expect("gpg runs");
+        assert!(output.status.success(), "gpg {args:?}: {}", stderr(&output));
+        output.stdout
+    }
+
+    fn armored(&self, export: &str, who: &str) -> String {
+        let bytes = self.run(&["--passphrase", "", "--armor", export, who]);
+        String::from_utf8(bytes).expect("armored text")
+    }
+
+    /// `file` encrypted to `to` (if any) and signed by `signer`, written to `out`.
+    fn message(&self, file: &str, to: Option<&str>, signer: &str, out: &Path) {
+        let out = out.display().to_string();
+        let mut args = vec!["--passphrase", "", "--local-user", signer, "--sign"];
+        if let Some(to) = to {
+            args.extend(["--recipient", to, "--encrypt"]);
+        }
+        args.extend(["--output", &out, file]);
+        self.run(&args);
+    }
+}
+
+/// The bank payments template with `crypto` set to `crypto`, written into `dir`.
+fn bank_payments_template_with(crypto: Value, dir: &Path) -> String {
+    let text = std::fs::read_to_string(fixture("bank-payments/template.json")).expect("fixture");
+    let mut template: Value = serde_json::from_str(&text).expect("template JSON");
+    template["crypto"] = crypto;
+    let path = dir.join("template.json");
+    std::fs::write(&path, template.to_string()).expect("write template");
+    path.display().to_string()
+}
+
+/// `intake check --format json` on `file` with `template`, and only `env` (plus PATH) as the
+/// child's environment, so credentials come from nowhere else.
+fn check_with_env(template: &str, file: &Path, env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_intake"))
+        .args(["check", "--template", template, &file.display().to_string(), "--format", "json"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("intake runs")
+}
+
+#[test]
+fn a_gzipped_csv_encrypted_and_signed_by_gpg_is_checked_like_the_plain_file() {
+    let Some(gpg) = Gpg::start() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).expect("secrets dir");
+    // The partner's certificate as a file in INTAKE_CREDENTIALS_DIR, our key in an environment
+    // variable: both ways of resolving a bare credential name.
+    let certificate = gpg.armored("--export", "files@partner.test");
+    std::fs::write(secrets.join("partner-cert"), &certificate).expect("write cert");
+    let secret_key = gpg.armored("--export-secret-keys", "intake@receiver.test");
+    let secrets_dir = secrets.display().to_string();
+    // The child's temporary folder, where the plaintext is spooled, to see that it is emptied.
+    let spool = dir.path().join("tmp");
+    std::fs::create_dir(&spool).expect("spool dir");
+    let spool_dir = spool.display().to_string();
+    let spool_is_empty = || std::fs::read_dir(&spool).expect("spool dir").next().is_none();
+    let env = [
+        ("TMPDIR", spool_dir.as_str()),
+        ("INTAKE_CREDENTIALS_DIR", secrets_dir.as_str()),
+        ("INTAKE_CREDENTIAL_INTAKE_PGP_KEY", secret_key.as_str()),
+    ];
+    let template = bank_payments_template_with(
+        serde_json::json!({
+            "decrypt": {"secret_key": "intake-pgp-key"},
+            "verify": {"signers": ["partner-cert"]},
+            "signature_required": true
+        }),
+        dir.path(),
+    );
+    let message = dir.path().join("payments.csv.gz.pgp");
+    let gz = fixture("compressed/payments.csv.gz");
+    gpg.message(&gz, Some("intake@receiver.test"), "files@partner.test", &message);
+
+    let plain = bank_payments_report(&fixture("bank-payments/input.csv"));
+    let output = check_with_env(&template, &message, &env);
+    assert_eq!(output.status.code(), plain.0, "{}", stderr(&output));
+    let (rows, mut summary) = json_report(&output);
+    assert_eq!(summary["file"], message.display().to_string());
+    if let Some(summary) = summary.as_object_mut() {
+        summary.remove("file");
+    }
+    assert_eq!(summary, plain.2, "the same counts as the plain file");
+    assert_eq!(rows, plain.1, "the same rejected rows, original data included");
+    assert!(spool_is_empty(), "the decrypted plaintext is deleted after the check");
+
+    // Signed by a key that is not among the signers: refused before any row, naming the file.
+    let by_stranger = dir.path().join("by-stranger.csv.gz.pgp");
+    gpg.message(&gz, Some("intake@receiver.test"), "x@x.test", &by_stranger);
+    let output = check_with_env(&template, &by_stranger, &env);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(stdout(&output).is_empty(), "no rows: {}", stdout(&output));
+    let message_text = stderr(&output);
+    let expected =
+        format!("{}: signature check failed: signed only by unknown key", by_stranger.display());
+    assert!(message_text.contains(&expected), "{message_text}");
+    assert!(spool_is_empty(), "a refused message leaves no plaintext behind");
+
+    // A missing credential: a clear error naming the setting and the reference, never a value.
+    let output = check_with_env(&template, &message, &env[..2]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(stdout(&output).is_empty(), "no rows: {}", stdout(&output));
+    let message_text = stderr(&output);
+    for part in [
+        "payments.csv.gz.pgp: cannot open the OpenPGP message: crypto.decrypt.secret_key",
+        "credential 'intake-pgp-key' not found",
+        "INTAKE_CREDENTIAL_INTAKE_PGP_KEY",
+    ] {
+        assert!(message_text.contains(part), "{part} missing from: {message_text}");
+    }
+    assert!(!message_text.contains("BEGIN PGP"), "{message_text}");
+
+    // A credential that holds a certificate where the secret key belongs.
+    let wrong = [env[0], env[1], ("INTAKE_CREDENTIAL_INTAKE_PGP_KEY", certificate.as_str())];
+    let output = check_with_env(&template, &message, &wrong);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let message_text = stderr(&output);
+    let expected = "credential 'intake-pgp-key' does not hold an ASCII-armored OpenPGP secret key";
+    assert!(message_text.contains(expected), "{message_text}");
+    assert!(!message_text.contains("BEGIN PGP"), "{message_text}");
+}
+
+#[test]
+fn a_csv_only_signed_by_gpg_is_checked_with_verify_alone() {
+    let Some(gpg) = Gpg::start() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certificate = dir.path().join("partner.asc");
+    std::fs::write(&certificate, gpg.armored("--export", "files@partner.test")).expect("cert");
+    let reference = format!("file:{}", certificate.display());
+    let template = bank_payments_template_with(
+        serde_json::json!({"verify": {"signers": [reference]}, "signature_required": true}),
+        dir.path(),
+    );
+    let signed = dir.path().join("payments.csv.gpg");
+    gpg.message(&fixture("bank-payments/input.csv"), None, "files@partner.test", &signed);
+    let plain = bank_payments_report(&fixture("bank-payments/input.csv"));
+    let output = check_with_env(&template, &signed, &[]);
+    assert_eq!(output.status.code(), plain.0, "{}", stderr(&output));
+    let (rows, mut summary) = json_report(&output);
+    if let Some(summary) = summary.as_object_mut() {
+        summary.remove("file");
+    }
+    assert_eq!((rows, summary), (plain.1, plain.2));
+
+    // The plain file is not an OpenPGP message: with `verify` set it is refused.
+    let output = check_with_env(&template, Path::new(&fixture("bank-payments/input.csv")), &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("input.csv: not a valid OpenPGP message"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -57,8 +57,9 @@ impl CheckReport {
 }
 
 /// Runs `input` through `template`, calling `on_row` with every row's outcome in file order and
-/// `on_progress` with the bytes read so far every few thousand rows.
-pub fn check_file<R: Read>(
+/// `on_progress` with the bytes read so far every few thousand rows. (`input` is `Send + Sync`
+/// because an OpenPGP message is read by sequoia's decryptor, which requires it.)
+pub fn check_file<R: Read + Send + Sync>(
     template: &Template,
     source_name: &str,
     input: R,

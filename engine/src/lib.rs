@@ -13,6 +13,7 @@ pub mod m2m;
 pub mod matcher;
 pub mod metrics;
 pub mod pipeline;
+pub mod preflight;
 pub mod preview;
 pub mod runner;
 pub mod service;

@@ -5,9 +5,10 @@
 //! yields each row's outcome in file order. A bad row is an outcome, not an error; only a file
 //! that cannot be read at all (or a template that cannot run) is an `Err`.
 //!
-//! Every file goes through the pre-flight first ([`PreflightReader`]: gzip and zip files are
-//! decompressed as a stream, with the template's bomb limits), so `intake check`, imports and
-//! the REST preview all read compressed files the same way.
+//! Every file goes through the pre-flight first ([`open_records`]: an OpenPGP message is
+//! decrypted and verified, then gzip and zip files are decompressed as a stream, with the
+//! template's bomb limits), so `intake check`, imports and the REST preview all read encrypted and
+//! compressed files the same way.
 
 use std::io::{self, Read};
 
@@ -18,13 +19,15 @@ use intake_parsers::excel::{ExcelFileError, ExcelReader};
 use intake_parsers::fixed_width::{ControlRecord, FixedWidthFileError, FixedWidthReader};
 use intake_parsers::json::{JsonFileError, JsonOutcome, JsonReader};
 use intake_parsers::object_record::ObjectColumns;
-use intake_parsers::preflight::{CompressedBytes, PreflightError, PreflightReader};
+use intake_parsers::pgp::PgpError;
+use intake_parsers::preflight::{PreflightError, PreflightReader};
 use intake_parsers::xml::{XmlFileError, XmlOutcome, XmlReader};
 use intake_parsers::{Layer, Locale, Record, Row, RowError};
 use intake_validators::{CrossRowValidator, FileRuleFailure, RowValidator};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::preflight::{Delivered, DeliveredProgress, OpenedRecords, open_records};
 use crate::template::{Format, Template, TemplateProblem};
 
 /// Why a file could not be run through the pipeline at all.
@@ -57,6 +60,22 @@ pub enum PipelineError {
     /// unusable zip archive.
     #[error(transparent)]
     Preflight(#[from] PreflightError),
+    /// The OpenPGP message cannot be opened: not decryptable with the configured key, a
+    /// signature check failed, malformed, or too large. No plaintext was released.
+    #[error(transparent)]
+    Pgp(#[from] PgpError),
+    /// An OpenPGP key or certificate the template names cannot be used: its credential reference
+    /// does not resolve, or it holds no usable key. The message names the reference, never the
+    /// value.
+    #[error("{source_name}: cannot open the OpenPGP message: {setting}: {problem}")]
+    PgpCredential {
+        /// The file.
+        source_name: String,
+        /// The template setting (`crypto.decrypt.secret_key`, `crypto.verify.signers[0]`, …).
+        setting: String,
+        /// What is wrong, naming the credential reference.
+        problem: String,
+    },
 }
 
 impl PipelineError {
@@ -336,8 +355,8 @@ impl RowProcessor {
 
 /// A file opened for parse → map → validate.
 pub struct FilePipeline<R: Read> {
-    reader: RecordReader<PreflightReader<R>>,
-    compressed_bytes: CompressedBytes,
+    reader: RecordReader<PreflightReader<Delivered<R>>>,
+    progress: DeliveredProgress,
     processor: RowProcessor,
     /// Validation layer 3, with its state for this file.
     cross_row: CrossRowValidator,
@@ -349,20 +368,16 @@ pub struct FilePipeline<R: Read> {
 }
 
 impl<R: Read> FilePipeline<R> {
-    /// Opens `input` (named `source_name` in errors) for `template`: starts the pre-flight
-    /// (detecting gzip or zip; a zip is spooled to a temporary file and its entry chosen), reads
-    /// the header, then compiles the mapping and validation for its columns, reporting every
-    /// problem at once.
-    pub fn open(template: &Template, source_name: &str, input: R) -> Result<Self, PipelineError> {
+    /// Opens `input` (named `source_name` in errors) for `template`: runs the pre-flight
+    /// ([`open_records`]: OpenPGP, then gzip or zip), reads the header, then compiles the mapping
+    /// and validation for its columns, reporting every problem at once.
+    pub fn open(template: &Template, source_name: &str, input: R) -> Result<Self, PipelineError>
+    where
+        R: Send + Sync,
+    {
         let template_error =
             |problems| PipelineError::Template { source_name: source_name.to_owned(), problems };
-        let unsupported = template.unsupported();
-        if !unsupported.is_empty() {
-            return Err(template_error(unsupported));
-        }
-        let input = PreflightReader::new(source_name, input, template.preflight_options())?;
-        let compressed_bytes = input.compressed_bytes();
-        let reader = RecordReader::open(template, source_name, input)?;
+        let OpenedRecords { reader, progress } = open_records(template, source_name, input)?;
         let processor =
             RowProcessor::from_template(template, reader.columns()).map_err(template_error)?;
         let cross_row = CrossRowValidator::build(
@@ -386,7 +401,7 @@ impl<R: Read> FilePipeline<R> {
         let row = processor.new_row();
         Ok(Self {
             reader,
-            compressed_bytes,
+            progress,
             processor,
             cross_row,
             file_failures: None,
@@ -413,9 +428,10 @@ impl<R: Read> FilePipeline<R> {
 
     /// Bytes of the file as delivered (compressed, for a gzip or zip file) read so far, so that
     /// progress compares with the file's size. A zip file is read whole (spooled) when it is
-    /// opened; decompressed bytes are not counted here.
+    /// opened; decompressed bytes are not counted here. For an OpenPGP message (read whole when
+    /// it is opened) this is the share of the message the plaintext read so far stands for.
     pub fn bytes_read(&self) -> u64 {
-        self.compressed_bytes.get()
+        self.progress.bytes_read()
     }
 
     /// The failures of file-level rules (cross-row rules: counts, aggregates, control totals),
@@ -510,7 +526,7 @@ impl RowOutcome<'_> {
 }
 
 /// The record as column → text; cells beyond the header are named by position.
-fn original_data<'a>(
+pub(crate) fn original_data<'a>(
     columns: &[String],
     cells: impl Iterator<Item = impl AsRef<str> + 'a>,
 ) -> Map<String, Value> {

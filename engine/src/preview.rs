@@ -62,7 +62,7 @@ pub struct PreviewReport {
 }
 
 /// Runs the first `max_rows` rows of `input` through `template`.
-pub fn preview_file<R: Read>(
+pub fn preview_file<R: Read + Send + Sync>(
     template: &Template,
     source_name: &str,
     input: R,

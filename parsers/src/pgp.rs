@@ -146,6 +146,11 @@ impl PgpOptions {
         Ok(())
     }
 
+    /// Sets [`PgpOptions::passphrase`] from text, so that callers need no sequoia types.
+    pub fn set_passphrase(&mut self, passphrase: &str) {
+        self.passphrase = Some(Password::from(passphrase));
+    }
+
     /// Reads a signer's certificate (armored or binary) into [`PgpOptions::signers`].
     pub fn add_signer(&mut self, certificate: &[u8]) -> Result<(), PgpError> {
         let what = format!("signer certificate {}", self.signers.len() + 1);

@@ -161,60 +161,31 @@ impl CredentialResolver {
 
     /// Resolves `reference` (see the module documentation for the forms).
     pub fn resolve(&self, reference: &str) -> Result<Secret, CredentialError> {
-        let invalid = |reason: &str| CredentialError::InvalidReference {
+        let not_found = |tried: Vec<String>| CredentialError::NotFound {
             reference: reference.to_owned(),
-            reason: reason.to_owned(),
+            tried,
         };
-        if reference.trim().is_empty() {
-            return Err(invalid("it is empty"));
-        }
-        if let Some(name) = reference.strip_prefix("env:") {
-            if name.is_empty() {
-                return Err(invalid("no variable name after 'env:'"));
+        match parse_reference(reference)? {
+            Reference::Env(name) => {
+                let place = format!("environment variable {name}");
+                self.env_secret(reference, name, &place)?.ok_or_else(|| not_found(vec![place]))
             }
-            let place = format!("environment variable {name}");
-            return match self.env_secret(reference, name, &place)? {
-                Some(secret) => Ok(secret),
-                None => Err(CredentialError::NotFound {
-                    reference: reference.to_owned(),
-                    tried: vec![place],
-                }),
-            };
-        }
-        if let Some(path) = reference.strip_prefix("file:") {
-            if path.is_empty() {
-                return Err(invalid("no path after 'file:'"));
+            Reference::File(path) => {
+                let place = format!("file {}", path.display());
+                file_secret(reference, path, &place)?.ok_or_else(|| not_found(vec![place]))
             }
-            let path = Path::new(path);
-            let place = format!("file {}", path.display());
-            return match file_secret(reference, path, &place)? {
-                Some(secret) => Ok(secret),
-                None => Err(CredentialError::NotFound {
-                    reference: reference.to_owned(),
-                    tried: vec![place],
-                }),
-            };
+            Reference::Bare(name) => {
+                let var = env_var_for(name);
+                let env_place = format!("environment variable {var}");
+                if let Some(secret) = self.env_secret(reference, &var, &env_place)? {
+                    return Ok(secret);
+                }
+                let path = self.credentials_dir().join(name);
+                let file_place = format!("file {}", path.display());
+                file_secret(reference, &path, &file_place)?
+                    .ok_or_else(|| not_found(vec![env_place, file_place]))
+            }
         }
-        if !is_bare_name(reference) {
-            return Err(invalid(
-                "a bare name may only hold letters, digits, '.', '_' and '-', and may not start \
-                 with '.'",
-            ));
-        }
-        let var = env_var_for(reference);
-        let env_place = format!("environment variable {var}");
-        if let Some(secret) = self.env_secret(reference, &var, &env_place)? {
-            return Ok(secret);
-        }
-        let path = self.credentials_dir().join(reference);
-        let file_place = format!("file {}", path.display());
-        if let Some(secret) = file_secret(reference, &path, &file_place)? {
-            return Ok(secret);
-        }
-        Err(CredentialError::NotFound {
-            reference: reference.to_owned(),
-            tried: vec![env_place, file_place],
-        })
     }
 
     /// Reads an environment variable as a secret: `None` when it is not set.
@@ -267,6 +238,52 @@ fn file_secret(
             source,
         }),
     }
+}
+
+/// The place a credential reference points at.
+enum Reference<'a> {
+    /// `env:NAME`.
+    Env(&'a str),
+    /// `file:/path`.
+    File(&'a Path),
+    /// A bare name: `INTAKE_CREDENTIAL_<NAME>`, then a file in the credentials directory.
+    Bare(&'a str),
+}
+
+/// Reads the form of a reference, refusing a malformed one.
+fn parse_reference(reference: &str) -> Result<Reference<'_>, CredentialError> {
+    let invalid = |reason: &str| CredentialError::InvalidReference {
+        reference: reference.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if reference.trim().is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if let Some(name) = reference.strip_prefix("env:") {
+        if name.is_empty() {
+            return Err(invalid("no variable name after 'env:'"));
+        }
+        return Ok(Reference::Env(name));
+    }
+    if let Some(path) = reference.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(invalid("no path after 'file:'"));
+        }
+        return Ok(Reference::File(Path::new(path)));
+    }
+    if !is_bare_name(reference) {
+        return Err(invalid(
+            "a bare name may only hold letters, digits, '.', '_' and '-', and may not start \
+             with '.'",
+        ));
+    }
+    Ok(Reference::Bare(reference))
+}
+
+/// Checks the form of a credential reference without resolving it, so that a template naming a
+/// malformed one is refused when it is loaded rather than when a file arrives.
+pub fn check_reference(reference: &str) -> Result<(), CredentialError> {
+    parse_reference(reference).map(|_| ())
 }
 
 /// A bare name is a single safe file name: no separators, no `..`, no hidden files.

@@ -15,6 +15,8 @@ pub mod token;
 pub mod writer;
 
 pub use client::{ApiClient, ClientConfig, Item, ListQuery, Page};
-pub use credentials::{CredentialError, Secret, load_signing_key, resolve_credential};
+pub use credentials::{
+    CredentialError, Secret, check_reference, load_signing_key, resolve_credential,
+};
 pub use error::{ApiError, AuthError, ErrorDomain, FieldError};
 pub use token::{AccessToken, ClientCredentials, TokenManager, TokenType};

@@ -845,7 +845,8 @@ async fn write_rejections(
         .collect()
 }
 
-/// The records of the given row numbers, column → text, read again from the file.
+/// The records of the given row numbers, column → text, read again from the file through the
+/// same pre-flight as the import (OpenPGP, decompression), so they are the rows that were sent.
 fn original_rows(
     template: &Template,
     path: &Path,
@@ -856,8 +857,8 @@ fn original_rows(
     let mut found = HashMap::new();
     let Ok(file) = std::fs::File::open(path) else { return found };
     let input = std::io::BufReader::new(file);
-    let Ok(mut reader) =
-        crate::pipeline::RecordReader::open(template, &path.display().to_string(), input)
+    let Ok(crate::preflight::OpenedRecords { mut reader, .. }) =
+        crate::preflight::open_records(template, &path.display().to_string(), input)
     else {
         return found;
     };
@@ -865,16 +866,7 @@ fn original_rows(
     while found.len() < wanted.len() {
         match reader.read_record(&mut record) {
             Ok(ReadOutcome::Record) if wanted.contains(&record.row_number()) => {
-                let columns = reader.columns();
-                let data = record
-                    .cells()
-                    .enumerate()
-                    .map(|(i, cell)| {
-                        let name =
-                            columns.get(i).cloned().unwrap_or_else(|| format!("column_{}", i + 1));
-                        (name, Value::String(cell.to_owned()))
-                    })
-                    .collect();
+                let data = crate::pipeline::original_data(reader.columns(), record.cells());
                 found.insert(record.row_number(), data);
             }
             Ok(ReadOutcome::Record | ReadOutcome::Rejected(_)) => {}

@@ -19,7 +19,7 @@ use intake_validators::rules::RowRuleConfig;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{ColumnWidth, Format, ImportMode, PostProcessPolicy, Template};
+use super::{ColumnWidth, CryptoConfig, Format, ImportMode, PostProcessPolicy, Template};
 
 /// One thing wrong with a template, and where: a JSON pointer into the template document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -357,6 +357,9 @@ impl Template {
                     super::ser_name(&self.import_mode)
                 ),
             ));
+        }
+        if let Some(crypto) = &self.crypto {
+            problems.extend(crypto.pgp_problems());
         }
         for problem in self.validation.validate() {
             problems.push(TemplateProblem::new(
@@ -757,6 +760,43 @@ fn fixed_columns(widths: &[ColumnWidth], bare_is_named: bool) -> Vec<FixedColumn
             }
         })
         .collect()
+}
+
+impl CryptoConfig {
+    /// The problems of the OpenPGP settings: malformed credential references (an empty one
+    /// included), `verify` without signers, and `signature_required` with nobody to verify.
+    fn pgp_problems(&self) -> Vec<TemplateProblem> {
+        let mut problems = Vec::new();
+        let mut reference = |path: String, reference: &str| {
+            if let Err(error) = crate::m2m::check_reference(reference) {
+                problems.push(TemplateProblem::new(path, error.to_string()));
+            }
+        };
+        if let Some(decrypt) = &self.decrypt {
+            reference("/crypto/decrypt/secret_key".to_owned(), &decrypt.secret_key);
+            if let Some(passphrase) = &decrypt.passphrase {
+                reference("/crypto/decrypt/passphrase".to_owned(), passphrase);
+            }
+        }
+        let signers = self.verify.as_ref().map_or(&[][..], |verify| verify.signers.as_slice());
+        for (index, signer) in signers.iter().enumerate() {
+            reference(format!("/crypto/verify/signers/{index}"), signer);
+        }
+        if self.verify.is_some() && signers.is_empty() {
+            problems.push(TemplateProblem::new(
+                "/crypto/verify/signers",
+                "list at least one signer's certificate (a credential reference)",
+            ));
+        }
+        if self.signature_required && signers.is_empty() {
+            problems.push(TemplateProblem::new(
+                "/crypto/signature_required",
+                "signature_required needs crypto.verify.signers: the certificates whose \
+                 signatures are accepted",
+            ));
+        }
+        problems
+    }
 }
 
 /// The byte of a one-character ASCII string; `\t` written out also means tab.

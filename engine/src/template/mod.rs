@@ -163,9 +163,9 @@ pub struct Template {
     /// Locale of validation messages: 'sv' or 'en' (any other language gets English).
     #[serde(default = "sv")]
     pub locale: String,
-    /// Pre-flight: how the delivered bytes become plaintext before parsing (decompression of
-    /// gzip and zip with bomb limits; PGP is not supported yet). Absent means automatic
-    /// decompression with the default limits.
+    /// Pre-flight: how the delivered bytes become plaintext before parsing (OpenPGP decryption
+    /// and signature verification, then decompression of gzip and zip, with bomb limits). Absent
+    /// means no OpenPGP and automatic decompression with the default limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crypto: Option<CryptoConfig>,
     /// Row-level pre-transform expression. Not supported: use a `jq` or `jinja2` mapper.
@@ -273,11 +273,14 @@ pub enum PostProcessPolicy {
 }
 
 /// The template's `crypto` pre-flight: what turns the delivered bytes of a file into the
-/// plaintext the parser reads. Decompression is streamed and bounded, so a gzip or zip bomb fails
-/// fast instead of filling memory or disk.
+/// plaintext the parser reads. OpenPGP comes first (decrypt, verify), then decompression, so a
+/// `.csv.gz.pgp` file is decrypted, then gunzipped, then parsed. Both are bounded, so a
+/// compression bomb fails fast instead of filling memory or disk.
 ///
 /// Example: `{"decompression": "auto", "zip_entry": "payments.csv",
-/// "max_decompressed_bytes": 10737418240, "max_compression_ratio": 200}`.
+/// "max_decompressed_bytes": 10737418240, "max_compression_ratio": 200,
+/// "decrypt": {"secret_key": "acme-pgp-key", "passphrase": "acme-pgp-passphrase"},
+/// "verify": {"signers": ["bank-signing-cert"]}, "signature_required": true}`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CryptoConfig {
@@ -290,24 +293,54 @@ pub struct CryptoConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip_entry: Option<String>,
     /// Reading stops with an error once more decompressed bytes than this have come out;
-    /// default 10737418240 (10 GiB).
+    /// default 10737418240 (10 GiB). The same limit applies to the plaintext of an OpenPGP
+    /// message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_decompressed_bytes: Option<u64>,
     /// Reading stops with an error once the decompressed bytes exceed this many times the
-    /// compressed bytes read (checked after the first MiB of output); default 200.
+    /// compressed bytes read (checked after the first MiB of output); default 200. The same
+    /// limit applies to the plaintext of an OpenPGP message against the message's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_compression_ratio: Option<u64>,
-    /// PGP: decrypt the file (key reference). Not supported yet.
+    /// OpenPGP: decrypt every file with this secret key. With `decrypt` or `verify` set, every
+    /// file must be an OpenPGP message (encrypted, signed, or both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decrypt: Option<Value>,
-    /// PGP: verify the file's signature (key reference). Not supported yet.
+    pub decrypt: Option<PgpDecryptConfig>,
+    /// OpenPGP: check the message's signatures against these signers' certificates. A
+    /// signature that does not verify always refuses the file; one by a key that is not listed
+    /// is refused only with `signature_required`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify: Option<Value>,
-    /// PGP: refuse files without a valid signature. Not supported yet.
+    pub verify: Option<PgpVerifyConfig>,
+    /// OpenPGP: refuse a file unless it carries a good signature by one of `verify.signers`
+    /// (which must then be set). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signature_required: bool,
+}
+
+/// `crypto.decrypt`: the key files are encrypted to. Secrets are named by credential reference
+/// only (`env:NAME`, `file:/path`, or a bare name: the environment variable
+/// `INTAKE_CREDENTIAL_<NAME>`, else the file `<INTAKE_CREDENTIALS_DIR>/<name>`), resolved when a
+/// file is opened; a template never holds key material.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgpDecryptConfig {
+    /// Credential reference to the ASCII-armored OpenPGP secret key (`gpg --armor
+    /// --export-secret-keys`) that decrypts the files.
+    pub secret_key: String,
+    /// Credential reference to the passphrase protecting the secret key, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature_required: Option<bool>,
+    pub passphrase: Option<String>,
+}
+
+/// `crypto.verify`: who may sign the files, by credential reference (see `crypto.decrypt`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgpVerifyConfig {
+    /// Credential references to the ASCII-armored OpenPGP certificates (public keys, `gpg
+    /// --armor --export`) of the parties allowed to sign; at least one.
+    pub signers: Vec<String>,
 }
 
 impl CryptoConfig {
@@ -326,9 +359,10 @@ impl CryptoConfig {
         }
     }
 
-    /// Whether any PGP setting is present (they are refused as not supported yet).
+    /// Whether files are OpenPGP messages to open before decompression (`decrypt` or `verify`
+    /// is set).
     pub fn uses_pgp(&self) -> bool {
-        self.decrypt.is_some() || self.verify.is_some() || self.signature_required.is_some()
+        self.decrypt.is_some() || self.verify.is_some()
     }
 }
 
@@ -506,9 +540,6 @@ impl Template {
                     format.map(|f| ser_name(&f)).unwrap_or_else(|| "none".to_owned())
                 ),
             ),
-        }
-        if self.crypto.as_ref().is_some_and(CryptoConfig::uses_pgp) {
-            add("/crypto", "PGP decryption/verification".to_owned());
         }
         if self.pre_transform.is_some() {
             add(

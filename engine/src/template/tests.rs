@@ -146,7 +146,7 @@ fn a_format_that_does_not_read_the_file_type_is_refused() {
 fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
     let template = load_json(json!({
         "name": "n", "file_type": "csv", "target_resource": "t",
-        "crypto": {"decompression": "gzip", "decrypt": {"key": "k"}},
+        "crypto": {"decompression": "gzip"},
         "pre_transform": "row",
         "mapping": [
             {"type": "field_mapping", "config": {"fields": [{"source": "a", "target": "a"}]}},
@@ -158,7 +158,7 @@ fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
     let unsupported = template.unsupported();
     assert_eq!(
         paths(&unsupported),
-        vec!["/crypto", "/pre_transform", "/mapping/1", "/validation/business_rules"]
+        vec!["/pre_transform", "/mapping/1", "/validation/business_rules"]
     );
     assert!(unsupported.iter().all(|p| p.message.starts_with("not supported yet: ")));
 }
@@ -229,7 +229,7 @@ fn json_and_xml_options_report_every_problem_with_its_path() {
 }
 
 #[test]
-fn crypto_decompression_settings_load_and_run_pgp_ones_are_not_supported_yet() {
+fn crypto_decompression_settings_load_with_their_defaults() {
     let template = load_json(json!({
         "name": "n", "file_type": "csv", "target_resource": "t",
         "crypto": {
@@ -249,15 +249,93 @@ fn crypto_decompression_settings_load_and_run_pgp_ones_are_not_supported_yet() {
         .preflight_options();
     assert_eq!(defaults, PreflightOptions::default());
     assert_eq!(defaults.decompression, Decompression::Auto);
+    assert!(!template.crypto.as_ref().is_some_and(CryptoConfig::uses_pgp));
+}
 
-    let pgp = load_json(json!({
+#[test]
+fn crypto_pgp_settings_load_typed_and_run() {
+    let template = load_json(json!({
         "name": "n", "file_type": "csv", "target_resource": "t",
-        "crypto": {"verify": {"key": "k"}, "signature_required": true}
+        "crypto": {
+            "decrypt": {"secret_key": "acme-pgp-key", "passphrase": "env:ACME_PGP_PASSPHRASE"},
+            "verify": {"signers": ["file:/run/secrets/bank.asc", "bank-backup-cert"]},
+            "signature_required": true
+        }
     }))
-    .expect("PGP settings are stored");
-    let unsupported = pgp.unsupported();
-    assert_eq!(paths(&unsupported), vec!["/crypto"]);
-    assert_eq!(unsupported[0].message, "not supported yet: PGP decryption/verification");
+    .expect("valid");
+    assert!(template.unsupported().is_empty(), "{:?}", template.unsupported());
+    let crypto = template.crypto.as_ref().expect("crypto");
+    assert!(crypto.uses_pgp() && crypto.signature_required);
+    let decrypt = crypto.decrypt.as_ref().expect("decrypt");
+    assert_eq!(decrypt.secret_key, "acme-pgp-key");
+    assert_eq!(decrypt.passphrase.as_deref(), Some("env:ACME_PGP_PASSPHRASE"));
+    let signers = &crypto.verify.as_ref().expect("verify").signers;
+    assert_eq!(signers, &["file:/run/secrets/bank.asc", "bank-backup-cert"]);
+    // Verify alone (signed, not encrypted files) is enough to use OpenPGP.
+    let verify_only = load_json(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "crypto": {"verify": {"signers": ["bank-cert"]}}
+    }))
+    .expect("valid");
+    assert!(verify_only.crypto.as_ref().is_some_and(CryptoConfig::uses_pgp));
+    let again = load("again", &serde_json::to_string(&template).expect("json")).expect("valid");
+    assert_eq!(again, template);
+}
+
+#[test]
+fn crypto_pgp_settings_without_signers_or_with_empty_references_are_problems() {
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "crypto": {"signature_required": true}
+    }));
+    assert_eq!(paths(&found), vec!["/crypto/signature_required"]);
+    assert!(found[0].message.contains("verify.signers"), "{found:?}");
+
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "crypto": {
+            "decrypt": {"secret_key": " ", "passphrase": ""},
+            "verify": {"signers": []},
+            "signature_required": true
+        }
+    }));
+    assert_eq!(
+        paths(&found),
+        vec![
+            "/crypto/decrypt/secret_key",
+            "/crypto/decrypt/passphrase",
+            "/crypto/verify/signers",
+            "/crypto/signature_required"
+        ]
+    );
+    assert!(found[0].message.contains("it is empty"), "{found:?}");
+
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "crypto": {"verify": {"signers": ["ok-name", "../etc/passwd", "env:"]}}
+    }));
+    assert_eq!(paths(&found), vec!["/crypto/verify/signers/1", "/crypto/verify/signers/2"]);
+}
+
+#[test]
+fn crypto_pgp_settings_refuse_unknown_fields_and_missing_keys_with_their_paths() {
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "crypto": {"decrypt": {"secret_key": "k", "key": "inline-secret"}}
+    }));
+    assert!(paths(&found).iter().all(|p| p.starts_with("/crypto")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.path == "/crypto/decrypt/key" && p.message.contains("secret_key")),
+        "{found:?}"
+    );
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t",
+        "crypto": {"decrypt": {"passphrase": "p"}, "verify": {"signer": ["c"]}}
+    }));
+    let found_paths = paths(&found);
+    assert!(found_paths.iter().all(|p| p.starts_with("/crypto")), "{found:?}");
+    let text = found.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("secret_key"), "{text}");
 }
 
 #[test]

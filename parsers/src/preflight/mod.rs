@@ -15,8 +15,8 @@
 //! stops with a [`PreflightError`] as soon as it passes [`PreflightOptions::max_decompressed_bytes`]
 //! or [`PreflightOptions::max_compression_ratio`], never after inflating everything.
 //!
-//! PGP decryption and signature verification belong here too but are not implemented yet; the
-//! engine refuses templates that ask for them.
+//! OpenPGP decryption and signature verification come before this (see [`crate::pgp`]): the
+//! engine feeds the verified plaintext of a message to a [`PreflightReader`].
 
 mod decompress;
 
