@@ -824,3 +824,103 @@ fn a_csv_only_signed_by_gpg_is_checked_with_verify_alone() {
         stderr(&output)
     );
 }
+
+/// The member-register template with `validation.plugins` set to `plugins`, written to `dir`.
+fn member_template_with_plugins(dir: &Path, plugins: Value) -> String {
+    let text = std::fs::read_to_string(fixture("member-register/template.json")).expect("template");
+    let mut template: Value = serde_json::from_str(&text).expect("json");
+    template["validation"]["plugins"] = plugins;
+    let path = dir.join("template.json");
+    std::fs::write(&path, template.to_string()).expect("write");
+    path.display().to_string()
+}
+
+/// `intake check --format json` of the member register with plugins from `plugin_dir`.
+fn check_with_plugins(plugin_dir: &str, plugins: Value) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = member_template_with_plugins(dir.path(), plugins);
+    Command::new(env!("CARGO_BIN_EXE_intake"))
+        .args(["check", "--format", "json", "--template", &template])
+        .arg(fixture("member-register/input.csv"))
+        .env("INTAKE_PLUGIN_DIR", plugin_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("intake runs")
+}
+
+/// A plugin directory holding one shell script `name`.
+fn plugin_dir_with(name: &str, script: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, script).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+#[test]
+fn a_python_validation_plugin_rejects_the_rows_it_finds_wrong() {
+    let output = check_with_plugins(
+        &fixture("plugins"),
+        serde_json::json!([{"type": "command", "name": "licence_age"}]),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, summary) = json_report(&output);
+    // Without the plugin 6 rows are valid; the junior born in 2000 is 25.
+    assert_eq!((summary["rows_read"].as_u64(), summary["valid"].as_u64()), (Some(14), Some(5)));
+    let row7 = rows.iter().find(|r| r["row_number"] == 7).expect("row 7 rejected");
+    assert_eq!(errors(std::slice::from_ref(row7)), vec![(7, "plugins.licence_age".to_owned())]);
+    let message = row7["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("this member is 25 on 2026-02-10"), "{message}");
+    assert_eq!(summary["errors_by_rule"]["plugins.licence_age"], 1);
+}
+
+#[test]
+fn a_plugin_that_crashes_fails_the_file_with_its_stderr() {
+    let dir = plugin_dir_with(
+        "crash",
+        "#!/bin/sh\nread line\necho '{\"errors\": []}'\nread line\necho 'database unreachable' >&2\nexit 3\n",
+    );
+    let output = check_with_plugins(
+        &dir.path().display().to_string(),
+        serde_json::json!([{"type": "command", "name": "crash"}]),
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let err = stderr(&output);
+    assert!(err.contains("validation plugin 'crash' stopped before answering row 3"), "{err}");
+    assert!(err.contains("exit status: 3"), "{err}");
+    assert!(err.contains("database unreachable"), "{err}");
+}
+
+#[test]
+fn a_plugin_that_hangs_is_stopped_after_its_timeout() {
+    let dir = plugin_dir_with("slow", "#!/bin/sh\nread line\necho 'thinking' >&2\nsleep 60\n");
+    let output = check_with_plugins(
+        &dir.path().display().to_string(),
+        serde_json::json!([{"type": "command", "name": "slow", "timeout_seconds": 1}]),
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let err = stderr(&output);
+    assert!(err.contains("'slow' did not answer row 2 within 1 s"), "{err}");
+    assert!(err.contains("thinking"), "{err}");
+}
+
+#[test]
+fn plugins_are_only_run_from_the_plugin_directory() {
+    let missing = check_with_plugins(
+        &fixture("plugins"),
+        serde_json::json!([{"type": "command", "name": "not_installed"}]),
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("'not_installed' could not be started"),
+        "{}",
+        stderr(&missing)
+    );
+    let escape = check_with_plugins(
+        &fixture("plugins"),
+        serde_json::json!([{"type": "command", "name": "../../usr/bin/env"}]),
+    );
+    assert_eq!(escape.status.code(), Some(2));
+    assert!(stderr(&escape).contains("/validation/plugins/0"), "{}", stderr(&escape));
+}

@@ -23,7 +23,9 @@ use intake_parsers::pgp::PgpError;
 use intake_parsers::preflight::{PreflightError, PreflightReader};
 use intake_parsers::xml::{XmlFileError, XmlOutcome, XmlReader};
 use intake_parsers::{Layer, Locale, Record, Row, RowError};
-use intake_validators::{CrossRowValidator, FileRuleFailure, RowValidator};
+use intake_validators::{
+    CrossRowValidator, FileRuleFailure, PluginError, RowValidator, RunningPlugin,
+};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -53,6 +55,14 @@ pub enum PipelineError {
     /// The XML document cannot be read on (not well-formed, a DTD, too deep, …).
     #[error(transparent)]
     Xml(#[from] XmlFileError),
+    /// A validation plugin failed (did not start, timed out, crashed, answered nonsense).
+    #[error("{source_name}: {error}")]
+    Plugin {
+        /// The file.
+        source_name: String,
+        /// What happened.
+        error: PluginError,
+    },
     /// The fixed-width file cannot be read on.
     #[error(transparent)]
     FixedWidth(#[from] FixedWidthFileError),
@@ -362,6 +372,9 @@ pub struct FilePipeline<R: Read> {
     cross_row: CrossRowValidator,
     /// The file-level verdict of layer 3, once the last row has been read.
     file_failures: Option<Vec<FileRuleFailure>>,
+    /// Validation layer 5: the plugins, started for this file.
+    plugins: Vec<RunningPlugin>,
+    source_name: String,
     record: Record,
     row: Row,
     rejected: RejectedRow,
@@ -398,8 +411,19 @@ impl<R: Read> FilePipeline<R> {
                     .collect(),
             )
         })?;
+        let mut plugins = Vec::with_capacity(template.validation.plugins.len());
+        let plugin_dir = intake_validators::plugin::plugin_dir();
+        for config in &template.validation.plugins {
+            let plugin =
+                RunningPlugin::start(config, &plugin_dir, processor.locale()).map_err(|error| {
+                    PipelineError::Plugin { source_name: source_name.to_owned(), error }
+                })?;
+            plugins.push(plugin);
+        }
         let row = processor.new_row();
         Ok(Self {
+            plugins,
+            source_name: source_name.to_owned(),
             reader,
             progress,
             processor,
@@ -432,6 +456,10 @@ impl<R: Read> FilePipeline<R> {
     /// it is opened) this is the share of the message the plaintext read so far stands for.
     pub fn bytes_read(&self) -> u64 {
         self.progress.bytes_read()
+    }
+
+    fn plugin_error(&self, error: PluginError) -> PipelineError {
+        PipelineError::Plugin { source_name: self.source_name.clone(), error }
     }
 
     /// The failures of file-level rules (cross-row rules: counts, aggregates, control totals),
@@ -493,6 +521,13 @@ impl<R: Read> FilePipeline<R> {
                         );
                     } else {
                         self.cross_row.skip_row();
+                    }
+                }
+                if valid {
+                    for index in 0..self.plugins.len() {
+                        let checked =
+                            self.plugins[index].check(&self.row, &mut self.rejected.errors);
+                        valid &= checked.map_err(|error| self.plugin_error(error))?;
                     }
                 }
                 if valid {

@@ -20,6 +20,8 @@ pub enum Layer {
     RowRules,
     /// Layer 3: a rule across the rows of the file (a duplicate of an earlier row).
     CrossRowRules,
+    /// Layer 5: a validation plugin.
+    Plugins,
     /// The target API refused the row when it was written (422 field errors, a missing record
     /// in update mode, a conflict that did not resolve).
     Write,
@@ -34,6 +36,7 @@ impl Layer {
             Layer::Schema => "schema",
             Layer::RowRules => "row_rules",
             Layer::CrossRowRules => "cross_row_rules",
+            Layer::Plugins => "plugins",
             Layer::Write => "write",
         }
     }

@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cross_row::CrossRowRuleConfig;
+use crate::plugin::PluginConfig;
 use crate::rules::RowRuleConfig;
 
 /// The five-layer validation of a template, as written in its `validation` object.
 ///
-/// Layers 1 (`schema`), 2 (`row_rules`) and 3 (`cross_row_rules`) run today. Layers 4–5
-/// (`business_rules`, `plugins`) are accepted in a template so that it can be stored, but a run of
-/// a template that uses them fails with "not supported yet" rather than skipping them silently.
+/// Layers 1 (`schema`), 2 (`row_rules`), 3 (`cross_row_rules`) and 5 (`plugins`) run today.
+/// Layer 4 (`business_rules`) is accepted in a template so that it can be stored, but a run of a
+/// template that uses it fails with "not supported yet" rather than skipping it silently.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidationConfig {
@@ -31,9 +32,10 @@ pub struct ValidationConfig {
     /// Layer 4: read-only look-ups in the target API. Not supported yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub business_rules: Vec<Value>,
-    /// Layer 5: validation plugins. Not supported yet.
+    /// Layer 5: validation plugins, executables from the plugin directory that answer each row
+    /// that passed layers 1–3 with its errors (see the README for the JSON-lines protocol).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub plugins: Vec<Value>,
+    pub plugins: Vec<PluginConfig>,
     /// The most errors kept for one row; further errors of that row are not reported.
     #[serde(default = "default_max_errors_per_row")]
     pub max_errors_per_row: usize,

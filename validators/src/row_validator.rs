@@ -44,6 +44,14 @@ pub enum ValidationConfigError {
         /// What is wrong with it.
         source: crate::cross_row::CrossRowConfigError,
     },
+    /// A validation plugin's config is wrong.
+    #[error("{problem}")]
+    Plugin {
+        /// The plugin's position in `plugins`.
+        index: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// A layer that a later release implements.
     #[error("not supported yet: validation layer '{0}'")]
     NotSupportedYet(&'static str),
@@ -61,6 +69,7 @@ impl ValidationConfigError {
                 format!("/row_rules/{index}")
             }
             Self::CrossRow { index, .. } => format!("/cross_row_rules/{index}"),
+            Self::Plugin { index, .. } => format!("/plugins/{index}"),
             Self::NotSupportedYet(layer) => format!("/{layer}"),
             Self::ZeroErrorCap => "/max_errors_per_row".to_owned(),
         }
@@ -85,6 +94,11 @@ impl ValidationConfig {
         }
         for (index, source) in CrossRowValidator::validate(&self.cross_row_rules) {
             problems.push(ValidationConfigError::CrossRow { index, source });
+        }
+        for (index, plugin) in self.plugins.iter().enumerate() {
+            for problem in plugin.problems() {
+                problems.push(ValidationConfigError::Plugin { index, problem });
+            }
         }
         if self.max_errors_per_row == 0 {
             problems.push(ValidationConfigError::ZeroErrorCap);
@@ -111,9 +125,7 @@ impl RowValidator {
         locale: Locale,
     ) -> Result<Self, Vec<ValidationConfigError>> {
         let mut problems = config.validate();
-        for (layer, entries) in
-            [("business_rules", &config.business_rules), ("plugins", &config.plugins)]
-        {
+        for (layer, entries) in [("business_rules", &config.business_rules)] {
             if !entries.is_empty() {
                 problems.push(ValidationConfigError::NotSupportedYet(layer));
             }

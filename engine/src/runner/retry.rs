@@ -298,7 +298,38 @@ fn map_and_validate(
             })
             .collect::<Vec<_>>()
     })?;
-    processor.process(&record).map(|row| row.to_object())
+    let row = processor.process(&record)?;
+    let plugin_dir = intake_validators::plugin::plugin_dir();
+    plugin_errors(template, &row, processor.locale(), &plugin_dir)?;
+    Ok(row.to_object())
+}
+
+/// Validation layer 5 for one corrected row: each plugin is started, asked and stopped. A plugin
+/// that fails leaves the record rejected, saying why, so that it can be retried later.
+fn plugin_errors(
+    template: &Template,
+    row: &intake_parsers::Row,
+    locale: intake_parsers::Locale,
+    dir: &std::path::Path,
+) -> Result<(), Vec<RowError>> {
+    let mut errors = Vec::new();
+    for config in &template.validation.plugins {
+        let checked =
+            intake_validators::RunningPlugin::start(config, dir, locale).and_then(|mut plugin| {
+                plugin.check(row, &mut errors)?;
+                plugin.finish()
+            });
+        if let Err(error) = checked {
+            errors.push(RowError {
+                layer: Layer::Plugins,
+                field: None,
+                rule: "plugin_failed".to_owned(),
+                message: format!("the row could not be checked: {error}; retry it later"),
+                value: None,
+            });
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 /// A corrected cell as the text a file would have held.
@@ -376,5 +407,56 @@ async fn change_status(
             Ok(Some(refused(format!("rejected record {id} changed during the retry: {e}"))))
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::pipeline::RowProcessor;
+
+    fn template(plugin: &str) -> Template {
+        let value = json!({
+            "name": "members", "file_type": "csv", "target_resource": "players", "locale": "en",
+            "validation": {"plugins": [{"type": "command", "name": plugin}]}
+        });
+        crate::load("members", &value.to_string()).expect("template")
+    }
+
+    fn row(template: &Template, licence: &str, born: &str) -> intake_parsers::Row {
+        let columns: Vec<String> =
+            ["licence_type", "personal_identity_number", "licence_valid_from"]
+                .map(str::to_owned)
+                .to_vec();
+        let processor = RowProcessor::from_template(template, &columns).expect("processor");
+        let record = Record::from_cells(4, [licence, born, "2026-02-10"]);
+        processor.process(&record).expect("row")
+    }
+
+    #[test]
+    fn a_corrected_row_is_checked_by_the_templates_plugins_too() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/plugins");
+        let template = template("licence_age");
+        let locale = intake_parsers::Locale::En;
+        let young = row(&template, "junior", "200802291235");
+        assert_eq!(plugin_errors(&template, &young, locale, &dir), Ok(()));
+        let old = row(&template, "junior", "200002291235");
+        let errors = plugin_errors(&template, &old, locale, &dir).expect_err("too old");
+        assert_eq!((errors[0].layer, errors[0].rule.as_str()), (Layer::Plugins, "licence_age"));
+    }
+
+    #[test]
+    fn a_plugin_that_cannot_run_leaves_the_record_rejected_saying_why() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/plugins");
+        let template = template("not_installed");
+        let any = row(&template, "junior", "200802291235");
+        let errors = plugin_errors(&template, &any, intake_parsers::Locale::En, &dir)
+            .expect_err("cannot run");
+        assert_eq!(errors[0].rule, "plugin_failed");
+        assert!(errors[0].message.contains("could not be started"), "{}", errors[0].message);
     }
 }

@@ -552,13 +552,8 @@ impl Template {
                 add(&format!("/mapping/{index}"), format!("the '{}' mapper", mapper.type_name()));
             }
         }
-        for (layer, used) in [
-            ("business_rules", !self.validation.business_rules.is_empty()),
-            ("plugins", !self.validation.plugins.is_empty()),
-        ] {
-            if used {
-                add(&format!("/validation/{layer}"), format!("validation layer '{layer}'"));
-            }
+        if !self.validation.business_rules.is_empty() {
+            add("/validation/business_rules", "validation layer 'business_rules'".to_owned());
         }
         found
     }

@@ -1,0 +1,459 @@
+//! Validation layer 5: external plugins, so a customer can check rows with rules only their own
+//! code knows, in any language, without rebuilding intake.
+//!
+//! A template names a plugin; the operator installs it: `{"type": "command", "name":
+//! "member_checks", "args": ["--strict"], "timeout_seconds": 10}` runs the executable
+//! `member_checks` from the plugin directory (`INTAKE_PLUGIN_DIR`, default
+//! `/usr/local/lib/intake/plugins`). Templates arrive over the REST API, so they can only choose
+//! among installed plugins, never run a command of their own.
+//!
+//! The protocol, one JSON object per line:
+//! - intake starts the plugin once per file and writes, for every row that passed layers 1–3,
+//!   `{"row_number": 7, "locale": "sv", "row": {…the mapped row…}}` to its stdin;
+//! - the plugin answers each line with one line on stdout: `{"errors": []}` for a good row, or
+//!   `{"errors": [{"field": "email", "rule": "blocked_domain", "message": "…"}]}` (`field` and
+//!   `rule` optional); the row is then rejected with those errors (layer `plugins`);
+//! - at the end of the file intake closes stdin and the plugin exits with status 0.
+//!
+//! A plugin that does not answer within `timeout_seconds`, exits early, answers something that is
+//! not such a line, or exits non-zero fails the file with the reason and the end of its stderr:
+//! a broken plugin is a broken run, never rows rejected as if their data were wrong.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use intake_parsers::{Layer, Locale, Row, RowError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The environment variable naming the plugin directory.
+pub const PLUGIN_DIR_VAR: &str = "INTAKE_PLUGIN_DIR";
+
+/// Where plugins are installed when [`PLUGIN_DIR_VAR`] is not set.
+pub const DEFAULT_PLUGIN_DIR: &str = "/usr/local/lib/intake/plugins";
+
+/// How much of a plugin's stderr is kept for the error message.
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// The longest answer line read from a plugin.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// How long a plugin may take to exit once its input is closed.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+/// Config of one validation plugin, as written in `validation.plugins`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PluginConfig {
+    /// An executable from the plugin directory speaking JSON lines on stdin and stdout.
+    Command(CommandPluginConfig),
+}
+
+/// `{"type": "command", "name": "member_checks"}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandPluginConfig {
+    /// The executable's file name in the plugin directory (letters, digits, `_`, `-`, `.`).
+    pub name: String,
+    /// Arguments passed to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// How long it may take to answer one row; default 10, at most 300.
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_seconds: u64,
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+impl PluginConfig {
+    /// Every problem with this config that shows without starting anything.
+    pub fn problems(&self) -> Vec<String> {
+        let PluginConfig::Command(config) = self;
+        let mut problems = Vec::new();
+        if !is_plain_name(&config.name) {
+            problems.push(format!(
+                "the plugin name '{}' must be a plain file name (letters, digits, '_', '-', '.'), \
+                 the name of an executable in the plugin directory",
+                config.name
+            ));
+        }
+        if !(1..=300).contains(&config.timeout_seconds) {
+            problems.push("timeout_seconds must be between 1 and 300".to_owned());
+        }
+        problems
+    }
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The plugin directory: [`PLUGIN_DIR_VAR`], else [`DEFAULT_PLUGIN_DIR`].
+pub fn plugin_dir() -> PathBuf {
+    std::env::var_os(PLUGIN_DIR_VAR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PLUGIN_DIR))
+}
+
+/// Why a plugin failed the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The plugin could not be started.
+    #[error(
+        "validation plugin '{name}' could not be started from {path}: {error} (plugins are \
+         executables in the plugin directory, set with {PLUGIN_DIR_VAR})"
+    )]
+    Start {
+        /// The plugin.
+        name: String,
+        /// The executable.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The plugin did not answer in time.
+    #[error(
+        "validation plugin '{name}' did not answer row {row_number} within {seconds} s; it was \
+         stopped{}",
+        stderr_suffix(.stderr)
+    )]
+    Timeout {
+        /// The plugin.
+        name: String,
+        /// The row it was given.
+        row_number: u64,
+        /// The limit.
+        seconds: u64,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// The plugin exited or closed its output before answering.
+    #[error(
+        "validation plugin '{name}' stopped before answering row {row_number} ({status}){}",
+        stderr_suffix(.stderr)
+    )]
+    Crashed {
+        /// The plugin.
+        name: String,
+        /// The row it was given.
+        row_number: u64,
+        /// How it ended.
+        status: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// The plugin answered something that is not an answer line.
+    #[error(
+        "validation plugin '{name}' answered row {row_number} with {answer:?}, which is not \
+         {{\"errors\": [...]}}: {reason}"
+    )]
+    BadAnswer {
+        /// The plugin.
+        name: String,
+        /// The row it was given.
+        row_number: u64,
+        /// The start of the answer.
+        answer: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The plugin exited with a failure at the end of the file.
+    #[error("validation plugin '{name}' exited with {status} at the end of the file{}", stderr_suffix(.stderr))]
+    FailedAtEnd {
+        /// The plugin.
+        name: String,
+        /// How it ended.
+        status: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr ends with:\n{}", stderr.trim_end())
+    }
+}
+
+/// The end of a plugin's stderr, collected by a thread.
+#[derive(Clone, Default)]
+struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
+
+impl StderrTail {
+    fn collect(&self, mut stderr: impl Read + Send + 'static) {
+        let tail = self.0.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut tail) = tail.lock() {
+                    tail.extend(&buffer[..n]);
+                    let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+                    tail.drain(..excess);
+                }
+            }
+        });
+    }
+
+    fn text(&self) -> String {
+        // Give the collecting thread a moment to read what a dying plugin just wrote.
+        std::thread::sleep(Duration::from_millis(50));
+        match self.0.lock() {
+            Ok(tail) => String::from_utf8_lossy(&tail.iter().copied().collect::<Vec<_>>()).into(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// A running validation plugin, for one file.
+pub struct RunningPlugin {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    answers: Receiver<std::io::Result<String>>,
+    stderr: StderrTail,
+    timeout: Duration,
+    locale: Locale,
+    request: Vec<u8>,
+}
+
+impl RunningPlugin {
+    /// Starts the plugin `config` names from `dir`, with messages in `locale`.
+    pub fn start(config: &PluginConfig, dir: &Path, locale: Locale) -> Result<Self, PluginError> {
+        let PluginConfig::Command(config) = config;
+        let path = dir.join(&config.name);
+        let start_error =
+            |error| PluginError::Start { name: config.name.clone(), path: path.clone(), error };
+        let mut child = Command::new(&path)
+            .args(&config.args)
+            .env("INTAKE_PLUGIN_PROTOCOL", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(start_error)?;
+        let stderr = StderrTail::default();
+        if let Some(pipe) = child.stderr.take() {
+            stderr.collect(pipe);
+        }
+        let (sender, answers) = mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stdout);
+                loop {
+                    let mut line = Vec::new();
+                    let read =
+                        (&mut lines).take(MAX_ANSWER_BYTES as u64).read_until(b'\n', &mut line);
+                    let answer = match read {
+                        Ok(0) => break,
+                        Ok(_) => Ok(String::from_utf8_lossy(&line).into_owned()),
+                        Err(error) => Err(error),
+                    };
+                    let failed = answer.is_err();
+                    if sender.send(answer).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Ok(Self {
+            name: config.name.clone(),
+            child,
+            stdin,
+            answers,
+            stderr,
+            timeout: Duration::from_secs(config.timeout_seconds),
+            locale,
+            request: Vec::new(),
+        })
+    }
+
+    /// Asks the plugin about `row`; its errors are appended to `errors`. Returns whether the row
+    /// is still valid.
+    pub fn check(&mut self, row: &Row, errors: &mut Vec<RowError>) -> Result<bool, PluginError> {
+        let row_number = row.row_number();
+        self.request.clear();
+        let request = serde_json::json!({
+            "row_number": row_number,
+            "locale": self.locale.to_string(),
+            "row": row.to_object(),
+        });
+        // Writing a JSON value to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.request, &request);
+        self.request.push(b'\n');
+        let written = match self.stdin.as_mut() {
+            Some(stdin) => stdin.write_all(&self.request).and_then(|()| stdin.flush()),
+            None => Err(std::io::Error::other("stdin closed")),
+        };
+        if written.is_err() {
+            return Err(self.crashed(row_number));
+        }
+        let line = match self.answers.recv_timeout(self.timeout) {
+            Ok(Ok(line)) => line,
+            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
+                return Err(self.crashed(row_number));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(PluginError::Timeout {
+                    name: self.name.clone(),
+                    row_number,
+                    seconds: self.timeout.as_secs(),
+                    stderr: self.stderr.text(),
+                });
+            }
+        };
+        let found = parse_answer(&line).map_err(|reason| PluginError::BadAnswer {
+            name: self.name.clone(),
+            row_number,
+            answer: line.chars().take(200).collect(),
+            reason,
+        })?;
+        let valid = found.is_empty();
+        errors.extend(found);
+        Ok(valid)
+    }
+
+    /// Closes the plugin's input and waits for it to exit with status 0.
+    pub fn finish(mut self) -> Result<(), PluginError> {
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + EXIT_GRACE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    return Err(PluginError::FailedAtEnd {
+                        name: self.name.clone(),
+                        status: status.to_string(),
+                        stderr: self.stderr.text(),
+                    });
+                }
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(None) | Err(_) => {
+                    let _ = self.child.kill();
+                    return Err(PluginError::FailedAtEnd {
+                        name: self.name.clone(),
+                        status: format!(
+                            "no exit within {} s of its input closing",
+                            EXIT_GRACE.as_secs()
+                        ),
+                        stderr: self.stderr.text(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn crashed(&mut self, row_number: u64) -> PluginError {
+        // The plugin is gone or going: its exit status says how.
+        let status = match self.child.wait() {
+            Ok(status) => status.to_string(),
+            Err(error) => error.to_string(),
+        };
+        PluginError::Crashed {
+            name: self.name.clone(),
+            row_number,
+            status,
+            stderr: self.stderr.text(),
+        }
+    }
+}
+
+impl Drop for RunningPlugin {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The row errors of an answer line, or why it is not one.
+fn parse_answer(line: &str) -> Result<Vec<RowError>, String> {
+    let answer: Value = serde_json::from_str(line.trim()).map_err(|e| e.to_string())?;
+    let Some(object) = answer.as_object() else { return Err("not a JSON object".into()) };
+    let errors = match object.get("errors") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(errors)) => errors,
+        Some(_) => return Err("`errors` is not an array".into()),
+    };
+    errors
+        .iter()
+        .map(|error| {
+            let text = |key: &str| error.get(key).and_then(Value::as_str).map(str::to_owned);
+            let message = text("message").ok_or("an error without a `message` text")?;
+            Ok(RowError {
+                layer: Layer::Plugins,
+                field: text("field"),
+                rule: text("rule").unwrap_or_else(|| "plugin".to_owned()),
+                message,
+                value: error.get("value").cloned(),
+            })
+        })
+        .collect::<Result<Vec<_>, &str>>()
+        .map_err(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_become_row_errors_of_the_plugins_layer() {
+        assert_eq!(parse_answer("{\"errors\": []}\n"), Ok(Vec::new()));
+        assert_eq!(parse_answer("{}"), Ok(Vec::new()));
+        let errors =
+            parse_answer(r#"{"errors": [{"field": "a", "rule": "r", "message": "m", "value": 3}, {"message": "n"}]}"#)
+                .expect("answer");
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].layer, Layer::Plugins);
+        assert_eq!((errors[0].field.as_deref(), errors[0].rule.as_str()), (Some("a"), "r"));
+        assert_eq!(errors[0].value, Some(serde_json::json!(3)));
+        assert_eq!((errors[1].field.as_deref(), errors[1].rule.as_str()), (None, "plugin"));
+    }
+
+    #[test]
+    fn anything_else_is_a_bad_answer() {
+        for bad in ["ok", "[]", r#"{"errors": "none"}"#, r#"{"errors": [{"field": "a"}]}"#] {
+            assert!(parse_answer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plugin_names_cannot_leave_the_plugin_directory() {
+        for (name, ok) in [
+            ("licence_age", true),
+            ("check-1.py", true),
+            ("../x", false),
+            (".hidden", false),
+            ("a/b", false),
+            ("", false),
+        ] {
+            let config = PluginConfig::Command(CommandPluginConfig {
+                name: name.to_owned(),
+                args: Vec::new(),
+                timeout_seconds: 10,
+            });
+            assert_eq!(config.problems().is_empty(), ok, "{name}");
+        }
+    }
+}
