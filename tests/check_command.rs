@@ -924,3 +924,38 @@ fn plugins_are_only_run_from_the_plugin_directory() {
     assert_eq!(escape.status.code(), Some(2));
     assert!(stderr(&escape).contains("/validation/plugins/0"), "{}", stderr(&escape));
 }
+
+#[test]
+fn a_jinja2_mapper_renders_fields_from_the_mapped_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(fixture("excel/template.json")).expect("template");
+    let mut template: Value = serde_json::from_str(&text).expect("json");
+    let fields = template["field_mapping"].take();
+    template.as_object_mut().expect("object").remove("field_mapping");
+    template["mapping"] = serde_json::json!([
+        {"type": "field_mapping", "config": {"fields": fields}},
+        {"type": "jinja2", "config": {"fields": [
+            {"target": "display_name", "template": "{{ last_name | upper }}, {{ first_name }}"},
+            {"target": "member_ref", "template": "M{{ member_id | pad_left(5, '0') }}"},
+            {"target": "valid_from_text", "template": "{{ licence_valid_from | date('%d.%m.%Y') }}"}
+        ]}}
+    ]);
+    let path = dir.path().join("template.json");
+    std::fs::write(&path, template.to_string()).expect("write");
+    let output = intake(&[
+        "check",
+        "--template",
+        &path.display().to_string(),
+        &fixture("excel/members.ods"),
+        "--format",
+        "json",
+        "--include-valid",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, summary) = json_report(&output);
+    assert_eq!((summary["rows_read"].as_u64(), summary["valid"].as_u64()), (Some(4), Some(3)));
+    let last = rows.iter().find(|row| row["row_number"] == 8).expect("row 8");
+    assert_eq!(last["data"]["display_name"], "STRÖM, Eva");
+    assert_eq!(last["data"]["member_ref"], "M00005");
+    assert_eq!(last["data"]["valid_from_text"], "01.05.2026");
+}

@@ -11,6 +11,7 @@ use crate::cast::set_value;
 use crate::config::{FieldSpec, MapperConfig};
 use crate::error::{FieldMappingError, MappingConfigError, MappingConfigErrors};
 use crate::field_mapping::{Columns, CompiledFieldMapping};
+use crate::jinja::CompiledJinja;
 
 /// A template's mapping compiled for the columns of one file; maps each record into a [`Row`].
 ///
@@ -21,6 +22,8 @@ pub struct MappingChain {
     shape: Arc<RowShape>,
     /// The mapper that reads the record: the first `field_mapping`, or the identity mapping.
     first: CompiledFieldMapping,
+    /// The mappers after it, in order, with the row position of each of their targets.
+    later: Vec<(CompiledJinja, Vec<usize>)>,
     defaults: Vec<DefaultFill>,
 }
 
@@ -36,8 +39,9 @@ struct DefaultFill {
 impl MappingChain {
     /// Compiles the chain for a file with these `columns` (its header, in order).
     ///
-    /// - `mapping` runs in order. Only `field_mapping` is supported, and only as the first
-    ///   mapper; `jq`, `xslt`, `jinja2` and `plugin` are refused as not supported yet.
+    /// - `mapping` runs in order: a `field_mapping` only as the first mapper (without one the
+    ///   chain starts from every column as text), `jinja2` mappers anywhere; `jq`, `xslt` and
+    ///   `plugin` are refused as not supported yet.
     /// - `legacy_field_mapping` is the older form of one `field_mapping` mapper; setting both it
     ///   and `mapping` is an error.
     /// - With no mapper at all the chain is the identity: every column becomes a string field of
@@ -93,6 +97,10 @@ impl MappingChain {
         row.set_row_number(record.row_number());
         let mut errors = Vec::new();
         self.first.apply(record, row, &mut errors);
+        for (mapper, positions) in &self.later {
+            let context = row.to_object();
+            mapper.apply(&context, row.values_mut(), positions, &mut errors);
+        }
         for fill in &self.defaults {
             if let Some(slot) = row.value_mut(fill.position)
                 && (fill.always || slot.is_null())
@@ -115,6 +123,7 @@ fn compile(
     let index = columns.map(Columns::new);
 
     let mut first = None;
+    let mut later = Vec::new();
     if !mapping.is_empty() && !legacy_field_mapping.is_empty() {
         errors.push(MappingConfigError::MappingAndLegacyFieldMapping);
     }
@@ -141,11 +150,28 @@ fn compile(
                     first = Some(compiled);
                 }
             }
+            MapperConfig::Jinja2(config) => {
+                if let Some(compiled) = CompiledJinja::compile(config, &path, &mut errors) {
+                    later.push(compiled);
+                }
+            }
             other => errors.push(MappingConfigError::NotSupportedYet {
                 what: format!("the `{}` mapper", other.type_name()),
                 path,
             }),
         }
+    }
+    if first.is_none() && !mapping.is_empty() && legacy_field_mapping.is_empty() {
+        // A chain that does not start with a field_mapping starts from every column as text.
+        first = Some(CompiledFieldMapping::compile(
+            &[],
+            true,
+            "mapping",
+            "mapping",
+            index.as_ref(),
+            &mut errors,
+            &mut unknown,
+        ));
     }
     if !legacy_field_mapping.is_empty() {
         let compiled = CompiledFieldMapping::compile(
@@ -185,6 +211,18 @@ fn compile(
     let mut names: Vec<&str> = first.names().collect();
     let mut positions: HashMap<&str, usize> =
         names.iter().enumerate().map(|(position, name)| (*name, position)).collect();
+    let mut later_positions = Vec::with_capacity(later.len());
+    for mapper in &later {
+        let mut targets = Vec::new();
+        for target in mapper.targets() {
+            let position = *positions.entry(target).or_insert_with(|| {
+                names.push(target);
+                names.len() - 1
+            });
+            targets.push(position);
+        }
+        later_positions.push(targets);
+    }
     let mut defaults = Vec::with_capacity(default_values.len());
     for (name, value) in default_values {
         let (position, always) = match positions.get(name.as_str()) {
@@ -199,7 +237,8 @@ fn compile(
         defaults.push(DefaultFill { position, value: value.clone(), always });
     }
     let shape = Arc::new(RowShape::new(names.iter().copied()));
-    Ok(MappingChain { shape, first, defaults })
+    let later = later.into_iter().zip(later_positions).collect();
+    Ok(MappingChain { shape, first, later, defaults })
 }
 
 #[cfg(test)]
@@ -483,7 +522,7 @@ mod tests {
 
     #[test]
     fn mappers_not_supported_yet_are_refused_with_their_position() {
-        for (kind, index) in [("jq", 1), ("xslt", 1), ("jinja2", 1), ("plugin", 1)] {
+        for (kind, index) in [("jq", 1), ("xslt", 1), ("plugin", 1)] {
             let template = json!({"mapping": [
                 {"type": "field_mapping", "config": {"fields": [{"target": "a", "source": "A"}]}},
                 {"type": kind, "config": {}}

@@ -17,9 +17,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+pub use crate::jinja::{Jinja2Config, Jinja2Field};
+
 /// One entry of the template's `mapping` chain; the output of one mapper feeds the next.
 ///
-/// Only `field_mapping` runs today. `jq`, `xslt`, `jinja2` and `plugin` are accepted in a
+/// `field_mapping` (first) and `jinja2` run today. `jq`, `xslt` and `plugin` are accepted in a
 /// template with any `config` (so templates written for them can be stored), but are **not
 /// supported yet**: building a chain that contains one fails with
 /// [`crate::MappingConfigError::NotSupportedYet`].
@@ -32,8 +34,8 @@ pub enum MapperConfig {
     Jq(Value),
     /// An XSLT transform (for XML sources). Not supported yet: parsed, refused when built.
     Xslt(Value),
-    /// A Jinja2 template producing the row. Not supported yet: parsed, refused when built.
-    Jinja2(Value),
+    /// Target fields rendered from Jinja templates with the row as context.
+    Jinja2(Jinja2Config),
     /// A tenant plugin. Not supported yet: parsed, refused when built.
     Plugin(Value),
 }
@@ -232,7 +234,7 @@ mod tests {
                 {"target": "n", "source": "N", "cast": "integer", "thousands_separator": " "}
             ], "keep_unmapped": true}},
             {"type": "jq", "config": {"program": ".a"}},
-            {"type": "jinja2", "config": "{{ a }}"},
+            {"type": "jinja2", "config": {"fields": [{"target": "b", "template": "{{ a }}"}]}},
             {"type": "xslt", "config": null},
             {"type": "plugin", "config": {"name": "p"}}
         ]);

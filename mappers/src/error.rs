@@ -128,6 +128,14 @@ pub enum MappingConfigError {
         /// What is wrong, e.g. "'ja' is in both `true_values` and `false_values`".
         problem: String,
     },
+    /// A `jinja2` template that does not compile (with its line), or a mapper without fields.
+    #[error("{path}: {message}")]
+    Template {
+        /// The path of the template.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl MappingConfigError {
@@ -145,7 +153,8 @@ impl MappingConfigError {
             | MappingConfigError::OptionHasNoEffect { path, .. }
             | MappingConfigError::InvalidFormat { path, .. }
             | MappingConfigError::InvalidThousandsSeparator { path, .. }
-            | MappingConfigError::InvalidBooleanValues { path, .. } => path.as_str(),
+            | MappingConfigError::InvalidBooleanValues { path, .. }
+            | MappingConfigError::Template { path, .. } => path.as_str(),
             MappingConfigError::MappingAndLegacyFieldMapping => "field_mapping",
             MappingConfigError::UnknownColumns { unknown, .. } => {
                 unknown.first().map_or("mapping", |u| u.path.as_str())
@@ -336,6 +345,12 @@ pub enum CastErrorKind {
     },
     /// In an accepted format, but no such date or time exists (`2026-02-30T10:00:00`, `25:00`).
     NoSuchDatetime,
+    /// A `jinja2` template failed to render for this row (an undefined name, a filter error,
+    /// out of fuel).
+    Template {
+        /// What went wrong, with the line of the template.
+        message: String,
+    },
 }
 
 impl CastErrorKind {
@@ -349,6 +364,7 @@ impl CastErrorKind {
             CastErrorKind::NotABoolean { .. } => "cast_boolean",
             CastErrorKind::NotADate { .. } | CastErrorKind::NoSuchDate => "cast_date",
             CastErrorKind::NotADatetime { .. } | CastErrorKind::NoSuchDatetime => "cast_datetime",
+            CastErrorKind::Template { .. } => "jinja2",
         }
     }
 
@@ -356,6 +372,12 @@ impl CastErrorKind {
     pub fn message(&self, locale: Locale) -> String {
         use Locale::{En, Sv};
         match (self, locale) {
+            (CastErrorKind::Template { message }, Sv) => {
+                format!("mallen för fältet gick inte att fylla i: {message}")
+            }
+            (CastErrorKind::Template { message }, En) => {
+                format!("the field's template failed: {message}")
+            }
             (CastErrorKind::NotAnInteger { thousands_separator }, Sv) => format!(
                 "är inte ett heltal: skriv siffror med ett valfritt inledande + eller -{}",
                 grouping(thousands_separator.as_deref(), Sv)

@@ -13,8 +13,8 @@
 //! value that cannot be cast is a [`FieldMappingError`]: data for a rejected record, with
 //! messages in Swedish and English, not an error that stops the file.
 //!
-//! Only `field_mapping` runs today; the other mapper types are parsed and refused when a chain
-//! is built ([`MappingConfigError::NotSupportedYet`]). This crate does not read files (that is
+//! `field_mapping` and `jinja2` run today; `jq`, `xslt` and `plugin` are parsed and refused when a
+//! chain is built ([`MappingConfigError::NotSupportedYet`]). This crate does not read files (that is
 //! intake-parsers) or validate rows (intake-validators).
 //!
 //! ```
@@ -48,9 +48,10 @@ mod config;
 mod dates;
 mod error;
 mod field_mapping;
+mod jinja;
 
 pub use chain::MappingChain;
-pub use config::{Cast, FieldMappingConfig, FieldSpec, MapperConfig};
+pub use config::{Cast, FieldMappingConfig, FieldSpec, Jinja2Config, Jinja2Field, MapperConfig};
 pub use error::{
     CastErrorKind, FieldMappingError, MappingConfigError, MappingConfigErrors, UnknownColumn,
 };

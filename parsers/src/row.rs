@@ -114,6 +114,11 @@ impl Row {
         self.values.get_mut(position)
     }
 
+    /// The values in field order, to change in place (a mapper writing several fields).
+    pub fn values_mut(&mut self) -> &mut [Value] {
+        &mut self.values
+    }
+
     /// The values in field order.
     pub fn values(&self) -> &[Value] {
         &self.values

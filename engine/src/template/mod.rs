@@ -548,7 +548,7 @@ impl Template {
             );
         }
         for (index, mapper) in self.mapping.iter().enumerate() {
-            if !matches!(mapper, MapperConfig::FieldMapping(_)) {
+            if !matches!(mapper, MapperConfig::FieldMapping(_) | MapperConfig::Jinja2(_)) {
                 add(&format!("/mapping/{index}"), format!("the '{}' mapper", mapper.type_name()));
             }
         }
