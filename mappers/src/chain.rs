@@ -161,18 +161,6 @@ fn compile(
             }),
         }
     }
-    if first.is_none() && !mapping.is_empty() && legacy_field_mapping.is_empty() {
-        // A chain that does not start with a field_mapping starts from every column as text.
-        first = Some(CompiledFieldMapping::compile(
-            &[],
-            true,
-            "mapping",
-            "mapping",
-            index.as_ref(),
-            &mut errors,
-            &mut unknown,
-        ));
-    }
     if !legacy_field_mapping.is_empty() {
         let compiled = CompiledFieldMapping::compile(
             legacy_field_mapping,
@@ -185,7 +173,9 @@ fn compile(
         );
         first.get_or_insert(compiled);
     }
-    if mapping.is_empty() && legacy_field_mapping.is_empty() {
+    if first.is_none() {
+        // No mapper at all, or a chain that does not start with a field_mapping: the chain
+        // starts from every column as text.
         let identity = CompiledFieldMapping::compile(
             &[],
             true,
