@@ -6,6 +6,11 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "common/gpg.rs"]
+mod gpg;
+
+use gpg::Gpg;
+
 fn intake(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_intake"))
         .args(args)
@@ -619,73 +624,15 @@ fn xls_and_ods_workbooks_made_by_other_tools_are_checked_like_xlsx() {
     }
 }
 
-/// A private GnuPG home for the OpenPGP tests, with three keys made by gpg: ours (the files are
-/// encrypted to it), the partner's (it signs the files) and a stranger's. Its agent is stopped on
-/// drop. Without gpg, `start` says why and the test skips — unless `INTAKE_REQUIRE_SPEC_TOOLS=1`
-/// (CI), where it fails (the convention of `parsers/tests/pgp_messages.rs`).
-struct Gpg {
-    home: tempfile::TempDir,
+/// `file` encrypted to `to` (if any) and signed by `signer`, written to `out`.
+fn pgp_message(gpg: &Gpg, file: &str, to: Option<&str>, signer: &str, out: &Path) {
+    let content = std::fs::read(file).expect("plain file");
+    std::fs::write(out, gpg.message(&content, to, Some(signer))).expect("message");
 }
 
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .arg("--homedir")
-            .arg(self.home.path())
-            .args(["--kill", "gpg-agent"])
-            .status();
-    }
-}
-
-impl Gpg {
-    fn start() -> Option<Gpg> {
-        if Command::new("gpg").arg("--version").output().is_err() {
-            let reason = "gpg not found (apt-get install -y gnupg)";
-            assert!(
-                std::env::var("INTAKE_REQUIRE_SPEC_TOOLS").as_deref() != Ok("1"),
-                "INTAKE_REQUIRE_SPEC_TOOLS=1 but {reason}"
-            );
-            eprintln!("skipping: {reason}");
-            return None;
-        }
-        // A short path: gpg-agent's socket lives in the home.
-        let home = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").expect("gpg home");
-        let gpg = Gpg { home };
-        for uid in ["Intake <intake@receiver.test>", "Partner <files@partner.test>", "X <x@x.test>"]
-        {
-            gpg.run(&["--passphrase", "", "--quick-gen-key", uid, "future-default", "default"]);
-        }
-        Some(gpg)
-    }
-
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        let output = Command::new("gpg")
-            .arg("--homedir")
-            .arg(self.home.path())
-            .args(["--batch", "--yes", "--quiet", "--trust-model", "always"])
-            .args(["--pinentry-mode", "loopback"])
-            .args(args)
-            .output()
-            .expect("gpg runs");
-        assert!(output.status.success(), "gpg {args:?}: {}", stderr(&output));
-        output.stdout
-    }
-
-    fn armored(&self, export: &str, who: &str) -> String {
-        let bytes = self.run(&["--passphrase", "", "--armor", export, who]);
-        String::from_utf8(bytes).expect("armored text")
-    }
-
-    /// `file` encrypted to `to` (if any) and signed by `signer`, written to `out`.
-    fn message(&self, file: &str, to: Option<&str>, signer: &str, out: &Path) {
-        let out = out.display().to_string();
-        let mut args = vec!["--passphrase", "", "--local-user", signer, "--sign"];
-        if let Some(to) = to {
-            args.extend(["--recipient", to, "--encrypt"]);
-        }
-        args.extend(["--output", &out, file]);
-        self.run(&args);
-    }
+/// An armored key or certificate as text.
+fn armored(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("armored text")
 }
 
 /// The bank payments template with `crypto` set to `crypto`, written into `dir`.
@@ -719,9 +666,9 @@ fn a_gzipped_csv_encrypted_and_signed_by_gpg_is_checked_like_the_plain_file() {
     std::fs::create_dir(&secrets).expect("secrets dir");
     // The partner's certificate as a file in INTAKE_CREDENTIALS_DIR, our key in an environment
     // variable: both ways of resolving a bare credential name.
-    let certificate = gpg.armored("--export", "files@partner.test");
+    let certificate = armored(gpg.certificate("files@partner.test"));
     std::fs::write(secrets.join("partner-cert"), &certificate).expect("write cert");
-    let secret_key = gpg.armored("--export-secret-keys", "intake@receiver.test");
+    let secret_key = armored(gpg.secret_key("intake@receiver.test", ""));
     let secrets_dir = secrets.display().to_string();
     // The child's temporary folder, where the plaintext is spooled, to see that it is emptied.
     let spool = dir.path().join("tmp");
@@ -743,7 +690,7 @@ fn a_gzipped_csv_encrypted_and_signed_by_gpg_is_checked_like_the_plain_file() {
     );
     let message = dir.path().join("payments.csv.gz.pgp");
     let gz = fixture("compressed/payments.csv.gz");
-    gpg.message(&gz, Some("intake@receiver.test"), "files@partner.test", &message);
+    pgp_message(&gpg, &gz, Some("intake@receiver.test"), "files@partner.test", &message);
 
     let plain = bank_payments_report(&fixture("bank-payments/input.csv"));
     let output = check_with_env(&template, &message, &env);
@@ -759,7 +706,7 @@ fn a_gzipped_csv_encrypted_and_signed_by_gpg_is_checked_like_the_plain_file() {
 
     // Signed by a key that is not among the signers: refused before any row, naming the file.
     let by_stranger = dir.path().join("by-stranger.csv.gz.pgp");
-    gpg.message(&gz, Some("intake@receiver.test"), "x@x.test", &by_stranger);
+    pgp_message(&gpg, &gz, Some("intake@receiver.test"), "x@stranger.test", &by_stranger);
     let output = check_with_env(&template, &by_stranger, &env);
     assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
     assert!(stdout(&output).is_empty(), "no rows: {}", stdout(&output));
@@ -798,14 +745,14 @@ fn a_csv_only_signed_by_gpg_is_checked_with_verify_alone() {
     let Some(gpg) = Gpg::start() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let certificate = dir.path().join("partner.asc");
-    std::fs::write(&certificate, gpg.armored("--export", "files@partner.test")).expect("cert");
+    std::fs::write(&certificate, armored(gpg.certificate("files@partner.test"))).expect("cert");
     let reference = format!("file:{}", certificate.display());
     let template = bank_payments_template_with(
         serde_json::json!({"verify": {"signers": [reference]}, "signature_required": true}),
         dir.path(),
     );
     let signed = dir.path().join("payments.csv.gpg");
-    gpg.message(&fixture("bank-payments/input.csv"), None, "files@partner.test", &signed);
+    pgp_message(&gpg, &fixture("bank-payments/input.csv"), None, "files@partner.test", &signed);
     let plain = bank_payments_report(&fixture("bank-payments/input.csv"));
     let output = check_with_env(&template, &signed, &[]);
     assert_eq!(output.status.code(), plain.0, "{}", stderr(&output));

@@ -7,113 +7,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use intake_parsers::pgp::{PgpError, PgpOptions, open_message};
 
+#[path = "../../tests/common/gpg.rs"]
+mod gpg;
+
+use gpg::Gpg;
+
 const CSV: &str = "id;amount\n1;12.50\n2;7.25\n";
-
-/// A private GnuPG home with three keys: ours (encryption), the partner's (signing) and a
-/// stranger's; its agent is stopped on drop.
-struct Gpg {
-    home: tempfile::TempDir,
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .arg("--homedir")
-            .arg(self.home.path())
-            .args(["--kill", "gpg-agent"])
-            .status();
-    }
-}
-
-impl Gpg {
-    fn start() -> Option<Gpg> {
-        if Command::new("gpg").arg("--version").output().is_err() {
-            let reason = "gpg not found (apt-get install -y gnupg)";
-            assert!(
-                std::env::var("INTAKE_REQUIRE_SPEC_TOOLS").as_deref() != Ok("1"),
-                "INTAKE_REQUIRE_SPEC_TOOLS=1 but {reason}"
-            );
-            eprintln!("skipping: {reason}");
-            return None;
-        }
-        let gpg = Gpg { home: tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").unwrap() };
-        gpg.generate("Intake <intake@receiver.test>", "");
-        gpg.generate("Partner Bank <files@partner.test>", "");
-        gpg.generate("Stranger <x@stranger.test>", "");
-        gpg.generate("Locked <locked@receiver.test>", "open sesame");
-        Some(gpg)
-    }
-
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        let output = Command::new("gpg")
-            .arg("--homedir")
-            .arg(self.home.path())
-            .args(["--batch", "--yes", "--quiet", "--trust-model", "always"])
-            .args(["--pinentry-mode", "loopback"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
-    }
-
-    /// An ed25519 signing key with a cv25519 encryption subkey.
-    fn generate(&self, uid: &str, passphrase: &str) {
-        self.run(&[
-            "--passphrase",
-            passphrase,
-            "--quick-gen-key",
-            uid,
-            "future-default",
-            "default",
-            "never",
-        ]);
-    }
-
-    fn secret_key(&self, who: &str, passphrase: &str) -> Vec<u8> {
-        self.run(&["--passphrase", passphrase, "--armor", "--export-secret-keys", who])
-    }
-
-    fn certificate(&self, who: &str) -> Vec<u8> {
-        self.run(&["--armor", "--export", who])
-    }
-
-    fn fingerprint(&self, who: &str) -> String {
-        let listing = String::from_utf8(self.run(&["--with-colons", "--list-keys", who])).unwrap();
-        let line = listing.lines().find(|l| l.starts_with("fpr:")).unwrap();
-        line.split(':').nth(9).unwrap().to_owned()
-    }
-
-    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
-        let path = self.home.path().join(name);
-        std::fs::write(&path, content).unwrap();
-        path
-    }
-
-    /// `content` encrypted to `to` (if any) and signed by `signer` (if any), binary.
-    fn message(&self, content: &[u8], to: Option<&str>, signer: Option<&str>) -> Vec<u8> {
-        let input = self.file("plain.csv", content);
-        let mut args: Vec<&str> = vec!["--passphrase", ""];
-        if let Some(signer) = signer {
-            args.extend(["--local-user", signer, "--sign"]);
-        }
-        if let Some(to) = to {
-            args.extend(["--recipient", to, "--encrypt"]);
-        }
-        args.extend(["--output", "-"]);
-        let input = input.display().to_string();
-        args.push(&input);
-        self.run(&args)
-    }
-}
 
 fn options(gpg: &Gpg, signature_required: bool) -> PgpOptions {
     let mut options = PgpOptions {
