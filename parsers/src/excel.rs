@@ -279,37 +279,29 @@ impl ExcelReader {
             }
             count <= options.max_cells && span.cells() <= options.max_cells
         };
+        // The xlsx and xlsb cell readers have the same methods but no common trait: the
+        // declared dimension is checked before any cell is read, then cells stream one by one.
+        macro_rules! read_cells {
+            ($workbook:expr) => {{
+                let mut reader = $workbook
+                    .worksheet_cells_reader(&sheet)
+                    .map_err(|e| bad_sheet(e.to_string()))?;
+                let declared = reader.dimensions();
+                let (rows, columns) = dimension_size(declared.start, declared.end);
+                if rows.saturating_mul(columns) > options.max_cells {
+                    return Err(too_large(rows, columns));
+                }
+                while let Some(cell) = reader.next_cell().map_err(|e| bad_sheet(e.to_string()))? {
+                    let (row, column) = cell.get_position();
+                    if !add(row, column, data_ref_text(cell.get_value())) {
+                        return Err(too_large(span.rows(), span.columns()));
+                    }
+                }
+            }};
+        }
         match &mut workbook {
-            Sheets::Xlsx(xlsx) => {
-                let mut reader =
-                    xlsx.worksheet_cells_reader(&sheet).map_err(|e| bad_sheet(e.to_string()))?;
-                let declared = reader.dimensions();
-                let (rows, columns) = dimension_size(declared.start, declared.end);
-                if rows.saturating_mul(columns) > options.max_cells {
-                    return Err(too_large(rows, columns));
-                }
-                while let Some(cell) = reader.next_cell().map_err(|e| bad_sheet(e.to_string()))? {
-                    let (row, column) = cell.get_position();
-                    if !add(row, column, data_ref_text(cell.get_value())) {
-                        return Err(too_large(span.rows(), span.columns()));
-                    }
-                }
-            }
-            Sheets::Xlsb(xlsb) => {
-                let mut reader =
-                    xlsb.worksheet_cells_reader(&sheet).map_err(|e| bad_sheet(e.to_string()))?;
-                let declared = reader.dimensions();
-                let (rows, columns) = dimension_size(declared.start, declared.end);
-                if rows.saturating_mul(columns) > options.max_cells {
-                    return Err(too_large(rows, columns));
-                }
-                while let Some(cell) = reader.next_cell().map_err(|e| bad_sheet(e.to_string()))? {
-                    let (row, column) = cell.get_position();
-                    if !add(row, column, data_ref_text(cell.get_value())) {
-                        return Err(too_large(span.rows(), span.columns()));
-                    }
-                }
-            }
+            Sheets::Xlsx(xlsx) => read_cells!(xlsx),
+            Sheets::Xlsb(xlsb) => read_cells!(xlsb),
             other => {
                 let range = other.worksheet_range(&sheet).map_err(|e| bad_sheet(e.to_string()))?;
                 if let (Some(start), Some(end)) = (range.start(), range.end()) {

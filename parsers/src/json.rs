@@ -181,36 +181,14 @@ impl<R: Read> JsonReader<R> {
 
     fn read_line_record(&mut self) -> Result<JsonOutcome, JsonFileError> {
         loop {
-            self.line.clear();
-            let limit = self.options.max_record_bytes as u64 + 1;
-            let n = (&mut self.input)
-                .take(limit)
-                .read_until(b'\n', &mut self.line)
-                .map_err(|e| self.io(e))?;
-            if n == 0 {
+            let max = self.options.max_record_bytes;
+            let read = crate::lines::read_line(&mut self.input, &mut self.line, max);
+            let Some(fits) = read.map_err(|e| self.io(e))? else {
                 return Ok(JsonOutcome::End);
-            }
+            };
             self.position += 1;
             let row_number = self.position;
-            if self.line.len() as u64 >= limit && self.line.last() != Some(&b'\n') {
-                // Skip the rest of the over-long line without buffering it.
-                loop {
-                    let buf = self.input.fill_buf().map_err(io_error(&self.file))?;
-                    if buf.is_empty() {
-                        break;
-                    }
-                    match buf.iter().position(|&b| b == b'\n') {
-                        Some(i) => {
-                            self.input.consume(i + 1);
-                            break;
-                        }
-                        None => {
-                            let len = buf.len();
-                            self.input.consume(len);
-                        }
-                    }
-                }
-                let max = self.options.max_record_bytes;
+            if !fits {
                 return Ok(JsonOutcome::Rejected {
                     row_number,
                     kind: RowParseErrorKind::RecordTooLarge { max_bytes: max },

@@ -48,47 +48,63 @@ impl<R: Read> LineReader<R> {
 
     /// The next line, or `None` at the end of the file.
     pub(crate) fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
-        self.line.clear();
-        // One byte more than the limit, plus the line ending, tells an over-long line apart.
-        let limit = self.max_line_bytes as u64 + 2;
-        let n = (&mut self.input).take(limit).read_until(b'\n', &mut self.line)?;
-        if n == 0 {
+        let Some(fits) = read_line(&mut self.input, &mut self.line, self.max_line_bytes)? else {
             return Ok(None);
-        }
+        };
         self.line_number += 1;
-        let terminated = self.line.last() == Some(&b'\n');
-        if terminated {
-            self.line.pop();
-        }
-        if self.line.last() == Some(&b'\r') {
-            self.line.pop();
-        }
-        if self.line.len() > self.max_line_bytes {
-            if !terminated {
-                self.skip_rest_of_line()?;
-            }
-            let kept = self.line.len().min(EXCERPT_BYTES);
-            return Ok(Some(Line::TooLong(&self.line[..kept])));
-        }
-        Ok(Some(Line::Text(&self.line)))
+        Ok(Some(if fits {
+            Line::Text(&self.line)
+        } else {
+            Line::TooLong(&self.line[..self.line.len().min(EXCERPT_BYTES)])
+        }))
     }
+}
 
-    /// Skips up to and including the next line ending without buffering what is skipped.
-    fn skip_rest_of_line(&mut self) -> io::Result<()> {
-        loop {
-            let buf = self.input.fill_buf()?;
-            if buf.is_empty() {
+/// Reads one line of `input` into `line`, without its ending (`\n` or `\r\n`): `None` at the
+/// end of the input, `Some(true)` for a line of at most `max_line_bytes`, `Some(false)` for a
+/// longer one, which is skipped up to its end without being buffered (`line` keeps its start).
+pub(crate) fn read_line(
+    input: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max_line_bytes: usize,
+) -> io::Result<Option<bool>> {
+    line.clear();
+    // One byte more than the limit, plus the line ending, tells an over-long line apart.
+    let limit = max_line_bytes as u64 + 2;
+    if input.take(limit).read_until(b'\n', line)? == 0 {
+        return Ok(None);
+    }
+    let terminated = line.last() == Some(&b'\n');
+    if terminated {
+        line.pop();
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    if line.len() <= max_line_bytes {
+        return Ok(Some(true));
+    }
+    if !terminated {
+        skip_rest_of_line(input)?;
+    }
+    Ok(Some(false))
+}
+
+/// Skips up to and including the next line ending without buffering what is skipped.
+fn skip_rest_of_line(input: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
                 return Ok(());
             }
-            match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    self.input.consume(i + 1);
-                    return Ok(());
-                }
-                None => {
-                    let len = buf.len();
-                    self.input.consume(len);
-                }
+            None => {
+                let len = buf.len();
+                input.consume(len);
             }
         }
     }
