@@ -98,7 +98,7 @@ impl MappingChain {
         let mut errors = Vec::new();
         self.first.apply(record, row, &mut errors);
         for (mapper, positions) in &self.later {
-            let context = row.to_object();
+            let context = CompiledJinja::context(row);
             mapper.apply(&context, row.values_mut(), positions, &mut errors);
         }
         for fill in &self.defaults {

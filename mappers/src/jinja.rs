@@ -23,11 +23,12 @@
 //!   `pad_right(width, fill)` (fill defaults to a space).
 //! - A syntax error is a template error with the field's path and the line.
 
+use intake_parsers::Row;
 use minijinja::value::Value as JinjaValue;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cast::CompiledCast;
 use crate::config::{Cast, FieldSpec};
@@ -144,21 +145,24 @@ impl CompiledJinja {
         self.fields.iter().map(|f| f.target.as_str())
     }
 
-    /// Renders every field from `context` (the row so far) into `values`, field `i` at
-    /// `positions[i]`.
+    /// The row so far as a template context.
+    pub(crate) fn context(row: &Row) -> JinjaValue {
+        JinjaValue::from_pairs(row.fields().map(|(name, value)| (name, to_jinja(value))))
+    }
+
+    /// Renders every field from `context` (the row so far, see [`CompiledJinja::context`]) into
+    /// `values`, field `i` at `positions[i]`.
     pub(crate) fn apply(
         &self,
-        context: &Map<String, Value>,
+        context: &JinjaValue,
         values: &mut [Value],
         positions: &[usize],
         errors: &mut Vec<FieldMappingError>,
     ) {
-        let context =
-            JinjaValue::from_pairs(context.iter().map(|(k, v)| (k.as_str(), to_jinja(v))));
         for (field, &position) in self.fields.iter().zip(positions) {
             let Some(slot) = values.get_mut(position) else { continue };
             let rendered =
-                self.env.get_template(&field.name).and_then(|template| template.render(&context));
+                self.env.get_template(&field.name).and_then(|template| template.render(context));
             let text = match rendered {
                 Ok(text) => text,
                 Err(error) => {
