@@ -62,6 +62,11 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure parse → map → validate speed on a file next to a raw CSV read of the same file.
     Bench(bench::BenchArgs),
+    /// Evaluate jq mappers for another intake process (JSON lines on stdin and stdout). Started
+    /// by intake itself, one per jq mapper and file, so that a runaway expression costs this
+    /// process and not the worker.
+    #[command(hide = true)]
+    JqWorker,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +103,7 @@ pub(crate) enum OutputFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    register_jq_worker();
     // The demo's report is its interface; engine progress lines would only clutter it.
     init_logging(matches!(cli.command, Command::Demo(_)));
     let result = match cli.command {
@@ -110,11 +116,36 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::JqWorker => Ok(run_jq_worker()),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("intake: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// jq mappers run in `intake jq-worker` processes of this same executable.
+fn register_jq_worker() {
+    if let Ok(program) = std::env::current_exe() {
+        intake_mappers::jq::set_jq_worker(intake_mappers::jq::JqWorkerCommand {
+            program,
+            args: vec!["jq-worker".to_owned()],
+        });
+    }
+}
+
+/// `intake jq-worker`: serves jq evaluations on stdin/stdout until stdin closes.
+fn run_jq_worker() -> ExitCode {
+    intake_mappers::jq::limit_jq_worker_memory();
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    match intake_mappers::jq::serve_jq_worker(stdin, stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("intake jq-worker: {error}");
             ExitCode::from(2)
         }
     }

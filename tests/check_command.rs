@@ -235,11 +235,11 @@ fn a_misspelt_field_is_named_with_its_path() {
 #[test]
 fn a_setting_of_a_later_release_is_refused_not_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("jq.json");
+    let path = dir.path().join("xslt.json");
     std::fs::write(
         &path,
         r#"{"name": "x", "file_type": "csv", "target_resource": "t",
-            "mapping": [{"type": "jq", "config": {"expression": "."}}]}"#,
+            "mapping": [{"type": "xslt", "config": {"stylesheet": "x.xsl"}}]}"#,
     )
     .expect("write");
     let output = intake(&[

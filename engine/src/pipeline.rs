@@ -12,7 +12,8 @@
 
 use std::io::{self, Read};
 
-use intake_mappers::MappingChain;
+use intake_mappers::plugin::MapperPluginError;
+use intake_mappers::{FieldMappingError, MappingChain, MappingFailure, PreTransform};
 use intake_parsers::csv::RowParseError;
 use intake_parsers::csv::{CsvFileError, CsvReader, ReadOutcome};
 use intake_parsers::excel::{ExcelFileError, ExcelReader};
@@ -55,6 +56,14 @@ pub enum PipelineError {
     /// The XML document cannot be read on (not well-formed, a DTD, too deep, …).
     #[error(transparent)]
     Xml(#[from] XmlFileError),
+    /// A mapper plugin failed (did not start, timed out, crashed, answered nonsense).
+    #[error("{source_name}: {error}")]
+    MapperPlugin {
+        /// The file.
+        source_name: String,
+        /// What happened.
+        error: MapperPluginError,
+    },
     /// A validation plugin failed (did not start, timed out, crashed, answered nonsense).
     #[error("{source_name}: {error}")]
     Plugin {
@@ -273,6 +282,8 @@ pub enum RowOutcome<'a> {
 /// row or its errors out. It is what [`FilePipeline`] runs on every record of a file, and what a
 /// retry of a corrected rejected record runs on that one record.
 pub struct RowProcessor {
+    /// The template's `pre_transform`, with the file's columns it reads and writes.
+    pre_transform: Option<(PreTransform, Vec<String>)>,
     mapping: MappingChain,
     validator: RowValidator,
     locale: Locale,
@@ -290,6 +301,15 @@ impl RowProcessor {
             return Err(unsupported);
         }
         let mut problems = Vec::new();
+        let locale = Locale::from_tag(&template.locale);
+        let pre_transform = match template.pre_transform.as_deref().map(PreTransform::build) {
+            None => None,
+            Some(Ok(pre_transform)) => Some((pre_transform, columns.to_vec())),
+            Some(Err(problem)) => {
+                problems.push(TemplateProblem::new("/pre_transform", problem));
+                None
+            }
+        };
         let mapping = MappingChain::build(
             &template.mapping,
             &template.field_mapping,
@@ -297,7 +317,7 @@ impl RowProcessor {
             columns,
         );
         let mapping = match mapping {
-            Ok(mapping) => Some(mapping),
+            Ok(mapping) => Some(mapping.with_locale(locale)),
             Err(errors) => {
                 problems.extend(
                     errors.iter().map(|e| TemplateProblem::new(e.pointer(), e.to_string())),
@@ -305,7 +325,6 @@ impl RowProcessor {
                 None
             }
         };
-        let locale = Locale::from_tag(&template.locale);
         let mut validator = None;
         if let Some(mapping) = &mapping {
             match RowValidator::build(&template.validation, mapping.shape(), locale) {
@@ -316,7 +335,9 @@ impl RowProcessor {
             }
         }
         match (mapping, validator) {
-            (Some(mapping), Some(validator)) => Ok(Self { mapping, validator, locale }),
+            (Some(mapping), Some(validator)) if problems.is_empty() => {
+                Ok(Self { pre_transform, mapping, validator, locale })
+            }
             _ => Err(problems),
         }
     }
@@ -337,29 +358,66 @@ impl RowProcessor {
     }
 
     /// Maps and validates `record` into `row` (numbered like the record), appending every error
-    /// to `errors`; `true` when the row is valid.
-    pub fn process_into(&self, record: &Record, row: &mut Row, errors: &mut Vec<RowError>) -> bool {
+    /// to `errors`: `Ok(true)` when the row is valid. A broken mapper plugin is an `Err`: no row
+    /// can be mapped any more.
+    pub fn process_into(
+        &self,
+        record: &Record,
+        row: &mut Row,
+        errors: &mut Vec<RowError>,
+    ) -> Result<bool, MapperPluginError> {
         row.set_row_number(record.row_number());
-        match self.mapping.apply(record, row) {
-            Ok(()) => self.validator.validate(row, errors),
-            Err(mapping_errors) => {
-                errors.extend(mapping_errors.iter().map(|e| RowError {
-                    layer: Layer::Mapping,
-                    field: Some(e.field.clone()),
-                    rule: e.rule().to_owned(),
-                    message: e.message(self.locale),
-                    value: Some(Value::String(e.value.clone())),
-                }));
-                false
+        let transformed;
+        let record = match &self.pre_transform {
+            None => record,
+            Some((pre_transform, columns)) => {
+                let mut output = Record::new();
+                if let Err(error) = pre_transform.apply(columns, record, &mut output) {
+                    errors.push(self.mapping_error(&error));
+                    return Ok(false);
+                }
+                transformed = output;
+                &transformed
             }
+        };
+        match self.mapping.apply(record, row) {
+            Ok(()) => Ok(self.validator.validate(row, errors)),
+            Err(MappingFailure::Rejected(mapping_errors)) => {
+                errors.extend(mapping_errors.iter().map(|e| self.mapping_error(e)));
+                Ok(false)
+            }
+            Err(MappingFailure::Broken(error)) => Err(error),
         }
     }
 
-    /// Maps and validates one record: the valid row, or every error found.
+    fn mapping_error(&self, error: &FieldMappingError) -> RowError {
+        RowError {
+            layer: Layer::Mapping,
+            field: (!error.field.is_empty()).then(|| error.field.clone()),
+            rule: error.rule().to_owned(),
+            message: error.message(self.locale),
+            value: (!error.value.is_empty() || error.column.is_some())
+                .then(|| Value::String(error.value.clone())),
+        }
+    }
+
+    /// Maps and validates one record: the valid row, or every error found. A broken mapper
+    /// plugin is reported as this record's error (rule `plugin_failed`), so that it can be
+    /// retried once the plugin is mended.
     pub fn process(&self, record: &Record) -> Result<Row, Vec<RowError>> {
         let mut row = self.new_row();
         let mut errors = Vec::new();
-        if self.process_into(record, &mut row, &mut errors) { Ok(row) } else { Err(errors) }
+        match self.process_into(record, &mut row, &mut errors) {
+            Ok(true) => Ok(row),
+            Ok(false) => Err(errors),
+            Err(error) => Err(vec![RowError {
+                layer: Layer::Mapping,
+                field: None,
+                rule: "plugin_failed".to_owned(),
+                message: error.to_string(),
+                value: None,
+            }]),
+        }
     }
 }
 
@@ -505,11 +563,13 @@ impl<R: Read> FilePipeline<R> {
             }
             ReadOutcome::Record => {
                 self.rejected.errors.clear();
-                let mut valid = self.processor.process_into(
-                    &self.record,
-                    &mut self.row,
-                    &mut self.rejected.errors,
-                );
+                let mut valid = self
+                    .processor
+                    .process_into(&self.record, &mut self.row, &mut self.rejected.errors)
+                    .map_err(|error| PipelineError::MapperPlugin {
+                        source_name: self.source_name.clone(),
+                        error,
+                    })?;
                 if !self.cross_row.is_empty() {
                     let mapped = !self.rejected.errors.iter().any(|e| e.layer == Layer::Mapping);
                     if mapped {

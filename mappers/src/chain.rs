@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use intake_parsers::{Record, Row, RowShape};
+use intake_parsers::{Locale, Record, Row, RowShape};
 use serde_json::{Map, Value};
 
 use crate::cast::set_value;
@@ -12,6 +12,29 @@ use crate::config::{FieldSpec, MapperConfig};
 use crate::error::{FieldMappingError, MappingConfigError, MappingConfigErrors};
 use crate::field_mapping::{Columns, CompiledFieldMapping};
 use crate::jinja::CompiledJinja;
+use crate::jq::{JqEvaluator, jq_worker};
+use crate::plugin::{CompiledPlugin, MapperPluginError};
+use crate::row_object::{ObjectMapper, ObjectStep};
+
+/// Why a record was not mapped: its own data (the row is rejected), or a broken mapper plugin
+/// (the file fails).
+#[derive(Debug)]
+pub enum MappingFailure {
+    /// The record's values could not be mapped: every problem found.
+    Rejected(Vec<FieldMappingError>),
+    /// A `command` mapper plugin failed; no row can be mapped any more.
+    Broken(MapperPluginError),
+}
+
+impl MappingFailure {
+    /// The row errors of a rejected record (none for a broken plugin).
+    pub fn rejected(self) -> Vec<FieldMappingError> {
+        match self {
+            MappingFailure::Rejected(errors) => errors,
+            MappingFailure::Broken(_) => Vec::new(),
+        }
+    }
+}
 
 /// A template's mapping compiled for the columns of one file; maps each record into a [`Row`].
 ///
@@ -22,9 +45,22 @@ pub struct MappingChain {
     shape: Arc<RowShape>,
     /// The mapper that reads the record: the first `field_mapping`, or the identity mapping.
     first: CompiledFieldMapping,
-    /// The mappers after it, in order, with the row position of each of their targets.
-    later: Vec<(CompiledJinja, Vec<usize>)>,
+    /// The rows `first` writes: `shape` itself unless a `jq` or `plugin` step follows.
+    first_shape: Arc<RowShape>,
+    /// The mappers after it, in order.
+    later: Vec<Step>,
     defaults: Vec<DefaultFill>,
+    /// The language plugins are asked to reject rows in.
+    locale: Locale,
+}
+
+/// A mapper after the first.
+#[derive(Debug)]
+enum Step {
+    /// A `jinja2` mapper, with the position of each of its targets in the current row.
+    Jinja(CompiledJinja, Vec<usize>),
+    /// A `jq` or `plugin` mapper, which starts a new row of its own shape.
+    Object(ObjectStep),
 }
 
 /// One `default_values` entry, resolved to its position in the row.
@@ -90,16 +126,45 @@ impl MappingChain {
     /// `row` is reused across calls and should be of [`MappingChain::shape`] (the same `Arc`);
     /// a row of any other shape is replaced by a fresh one first. Every field's cast error is
     /// collected; a field whose cast failed is `null`.
-    pub fn apply(&self, record: &Record, row: &mut Row) -> Result<(), Vec<FieldMappingError>> {
+    pub fn apply(&self, record: &Record, row: &mut Row) -> Result<(), MappingFailure> {
         if !Arc::ptr_eq(row.shape(), &self.shape) {
             *row = self.new_row();
         }
-        row.set_row_number(record.row_number());
         let mut errors = Vec::new();
-        self.first.apply(record, row, &mut errors);
-        for (mapper, positions) in &self.later {
-            let context = CompiledJinja::context(row);
-            mapper.apply(&context, row.values_mut(), positions, &mut errors);
+        let mut current = if Arc::ptr_eq(&self.first_shape, &self.shape) {
+            std::mem::replace(row, Row::new(Arc::clone(&self.shape)))
+        } else {
+            Row::new(Arc::clone(&self.first_shape))
+        };
+        current.set_row_number(record.row_number());
+        self.first.apply(record, &mut current, &mut errors);
+        for step in &self.later {
+            match step {
+                Step::Jinja(mapper, positions) => {
+                    let context = CompiledJinja::context(&current);
+                    mapper.apply(&context, current.values_mut(), positions, &mut errors);
+                }
+                Step::Object(step) => {
+                    // A row already rejected is not handed on: its errors are what to fix.
+                    if !errors.is_empty() {
+                        break;
+                    }
+                    match step.apply(&current, self.locale).map_err(MappingFailure::Broken)? {
+                        Ok(next) => current = next,
+                        Err(error) => {
+                            errors.push(error);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if Arc::ptr_eq(current.shape(), &self.shape) {
+            *row = current;
+        } else {
+            // Rejected before the last step: the row keeps the final shape, its fields null.
+            row.set_row_number(record.row_number());
+            row.values_mut().iter_mut().for_each(|value| *value = Value::Null);
         }
         for fill in &self.defaults {
             if let Some(slot) = row.value_mut(fill.position)
@@ -108,7 +173,13 @@ impl MappingChain {
                 set_value(slot, &fill.value);
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() { Ok(()) } else { Err(MappingFailure::Rejected(errors)) }
+    }
+
+    /// The same chain, asking plugins to reject rows in `locale` (default Swedish).
+    pub fn with_locale(mut self, locale: Locale) -> Self {
+        self.locale = locale;
+        self
     }
 }
 
@@ -152,11 +223,48 @@ fn compile(
             }
             MapperConfig::Jinja2(config) => {
                 if let Some(compiled) = CompiledJinja::compile(config, &path, &mut errors) {
-                    later.push(compiled);
+                    later.push(Pending::Jinja(compiled));
                 }
             }
-            other => errors.push(MappingConfigError::NotSupportedYet {
-                what: format!("the `{}` mapper", other.type_name()),
+            MapperConfig::Jq(config) => {
+                errors.extend(
+                    config
+                        .problems(&format!("{path}.config"))
+                        .into_iter()
+                        .map(|(path, message)| MappingConfigError::Template { path, message }),
+                );
+                // Checking a template needs no worker; building a chain for a file does.
+                match jq_worker() {
+                    Some(worker) => later.push(Pending::Object(
+                        ObjectMapper::Jq(JqEvaluator::new(config, worker.clone())),
+                        config.fields.clone(),
+                    )),
+                    None if columns.is_some() => errors.push(MappingConfigError::Template {
+                        path: path.clone(),
+                        message: "the jq mapper runs in a worker process, and this program has \
+                                  not set one up (the intake binary does)"
+                            .to_owned(),
+                    }),
+                    None => {}
+                }
+            }
+            MapperConfig::Plugin(config) => {
+                let mut problems = Vec::new();
+                let compiled =
+                    CompiledPlugin::compile(config, &format!("{path}.config"), &mut problems);
+                errors.extend(
+                    problems
+                        .into_iter()
+                        .map(|(path, message)| MappingConfigError::Template { path, message }),
+                );
+                if let Some(compiled) = compiled {
+                    let fields = config.fields().map(<[String]>::to_vec);
+                    later.push(Pending::Object(ObjectMapper::Plugin(compiled), fields));
+                }
+            }
+            MapperConfig::Xslt(_) => errors.push(MappingConfigError::NotSupportedYet {
+                what: "the `xslt` mapper (see the README: use a jq mapper on the XML records)"
+                    .to_owned(),
                 path,
             }),
         }
@@ -198,37 +306,92 @@ fn compile(
     }
 
     let first = first.unwrap_or_else(CompiledFieldMapping::empty);
-    let mut names: Vec<&str> = first.names().collect();
-    let mut positions: HashMap<&str, usize> =
-        names.iter().enumerate().map(|(position, name)| (*name, position)).collect();
-    let mut later_positions = Vec::with_capacity(later.len());
-    for mapper in &later {
-        let mut targets = Vec::new();
-        for target in mapper.targets() {
-            let position = *positions.entry(target).or_insert_with(|| {
-                names.push(target);
-                names.len() - 1
-            });
-            targets.push(position);
+    // The rows between two `jq`/`plugin` steps share a shape: the step's fields (or the fields
+    // before it), then the targets of the `jinja2` mappers up to the next such step. The
+    // defaults end the last one.
+    let mut segments = vec![Segment::new(first.names().map(str::to_owned))];
+    let mut jinja = Vec::new();
+    let mut objects = Vec::new();
+    for pending in later {
+        match pending {
+            Pending::Jinja(mapper) => {
+                let Some(segment) = segments.last_mut() else { continue };
+                let targets = mapper.targets().map(|target| segment.position(target)).collect();
+                jinja.push((segments.len() - 1, mapper, targets));
+            }
+            Pending::Object(mapper, fields) => {
+                let before = segments.last().map(|s| s.names.clone()).unwrap_or_default();
+                let names = fields.unwrap_or(before);
+                let produced = names.len();
+                segments.push(Segment::new(names));
+                objects.push((segments.len() - 1, mapper, produced));
+            }
         }
-        later_positions.push(targets);
     }
     let mut defaults = Vec::with_capacity(default_values.len());
-    for (name, value) in default_values {
-        let (position, always) = match positions.get(name.as_str()) {
-            Some(&position) => (position, false),
-            None => {
-                let position = names.len();
-                names.push(name);
-                positions.insert(name, position);
-                (position, true)
-            }
-        };
-        defaults.push(DefaultFill { position, value: value.clone(), always });
+    if let Some(last) = segments.last_mut() {
+        for (name, value) in default_values {
+            let always = !last.index.contains_key(name);
+            let position = last.position(name);
+            defaults.push(DefaultFill { position, value: value.clone(), always });
+        }
     }
-    let shape = Arc::new(RowShape::new(names.iter().copied()));
-    let later = later.into_iter().zip(later_positions).collect();
-    Ok(MappingChain { shape, first, later, defaults })
+    let shapes: Vec<Arc<RowShape>> =
+        segments.into_iter().map(|segment| Arc::new(RowShape::new(segment.names))).collect();
+    // Steps in template order: each jinja mapper belongs to a segment after the object step
+    // that opened it, so ordering by (segment, kind) restores the order.
+    let mut steps: Vec<(usize, u8, Step)> = Vec::new();
+    for (segment, mapper, positions) in jinja {
+        steps.push((segment, 1, Step::Jinja(mapper, positions)));
+    }
+    for (segment, mapper, produced) in objects {
+        let shape = Arc::clone(&shapes[segment]);
+        steps.push((segment, 0, Step::Object(ObjectStep { mapper, shape, produced })));
+    }
+    steps.sort_by_key(|(segment, kind, _)| (*segment, *kind));
+    let shape = shapes.last().map(Arc::clone).unwrap_or_else(|| Arc::new(RowShape::new([""; 0])));
+    let first_shape = shapes.first().map(Arc::clone).unwrap_or_else(|| Arc::clone(&shape));
+    Ok(MappingChain {
+        shape,
+        first,
+        first_shape,
+        later: steps.into_iter().map(|(_, _, step)| step).collect(),
+        defaults,
+        locale: Locale::default(),
+    })
+}
+
+/// A mapper after the first, before the chain's shapes are known.
+enum Pending {
+    Jinja(CompiledJinja),
+    /// A `jq` or `plugin` mapper with the fields it may produce, if listed.
+    Object(ObjectMapper, Option<Vec<String>>),
+}
+
+/// The field names of the rows of one stretch of the chain, as they are collected.
+struct Segment {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Segment {
+    fn new(names: impl IntoIterator<Item = String>) -> Self {
+        let mut segment = Segment { names: Vec::new(), index: HashMap::new() };
+        for name in names {
+            segment.position(&name);
+        }
+        segment
+    }
+
+    /// The position of `name`, added at the end if new.
+    fn position(&mut self, name: &str) -> usize {
+        if let Some(&position) = self.index.get(name) {
+            return position;
+        }
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), self.names.len() - 1);
+        self.names.len() - 1
+    }
 }
 
 #[cfg(test)]
@@ -263,7 +426,10 @@ mod tests {
         let mut row = chain.new_row();
         let result = chain.apply(&Record::from_cells(2, cells), &mut row);
         assert_eq!(row.row_number(), 2);
-        (Value::Object(row.to_object()), result.err().unwrap_or_default())
+        (
+            Value::Object(row.to_object()),
+            result.err().map(MappingFailure::rejected).unwrap_or_default(),
+        )
     }
 
     fn field_mapping(fields: Value) -> Value {
@@ -479,7 +645,7 @@ mod tests {
                     {"target": "g", "source": "Nope"},
                     {"target": "h", "source": "Twice"}
                 ]}},
-                {"type": "jq", "config": {"program": "."}}
+                {"type": "xslt", "config": {}}
             ],
             "field_mapping": [{"target": "x", "source": "Missing"}]
         });
@@ -502,7 +668,8 @@ mod tests {
                  source is ambiguous",
                 "target field 'a' is mapped more than once: mapping[0].config.fields[0], \
                  mapping[0].config.fields[1]",
-                "not supported yet: the `jq` mapper (mapping[1])",
+                "not supported yet: the `xslt` mapper (see the README: use a jq mapper on the XML \
+                 records) (mapping[1])",
                 "the file has no columns 'Nope' (mapping[0].config.fields[5].source), 'Missing' \
                  (field_mapping[0].source); its columns are: 'A', 'B', 'E', 'Twice', 'Twice'",
             ]
@@ -512,17 +679,13 @@ mod tests {
 
     #[test]
     fn mappers_not_supported_yet_are_refused_with_their_position() {
-        for (kind, index) in [("jq", 1), ("xslt", 1), ("plugin", 1)] {
-            let template = json!({"mapping": [
-                {"type": "field_mapping", "config": {"fields": [{"target": "a", "source": "A"}]}},
-                {"type": kind, "config": {}}
-            ]});
-            let err = chain_from(template, &["A"]).expect_err("an error");
-            assert_eq!(
-                err.errors()[0].to_string(),
-                format!("not supported yet: the `{kind}` mapper (mapping[{index}])")
-            );
-        }
+        let template = json!({"mapping": [
+            {"type": "field_mapping", "config": {"fields": [{"target": "a", "source": "A"}]}},
+            {"type": "xslt", "config": {}}
+        ]});
+        let err = chain_from(template, &["A"]).expect_err("an error");
+        assert!(err.errors()[0].to_string().starts_with("not supported yet: the `xslt` mapper"));
+        assert_eq!(err.errors()[0].pointer(), "/mapping/1");
         let template = json!({"mapping": [
             {"type": "field_mapping", "config": {"fields": [{"target": "a", "source": "A"}]}},
             {"type": "field_mapping", "config": {"fields": [{"target": "b", "source": "a"}]}}
@@ -562,5 +725,78 @@ mod tests {
         shareable::<MappingChain>();
         shareable::<MappingConfigErrors>();
         shareable::<FieldMappingError>();
+    }
+
+    fn plugin_step(fields: Option<Value>) -> Value {
+        let mut config = json!({"type": "builtin", "name": "normalize_personnummer",
+                                "options": {"field": "pnr", "format": "YYYYMMDD-NNNN"}});
+        if let Some(fields) = fields {
+            config["fields"] = fields;
+        }
+        json!({"type": "plugin", "config": config})
+    }
+
+    #[test]
+    fn a_plugin_step_starts_rows_of_its_own_shape_and_later_mappers_build_on_it() {
+        let template = json!({"mapping": [
+            {"type": "field_mapping", "config": {"fields": [
+                {"target": "pnr", "source": "Personnummer"},
+                {"target": "name", "source": "Namn"},
+                {"target": "internal", "source": "Intern"}
+            ]}},
+            plugin_step(Some(json!(["pnr", "name"]))),
+            {"type": "jinja2", "config": {"fields": [{"target": "label", "template": "{{ name }} ({{ pnr }})"}]}}
+        ], "default_values": {"status": "active"}});
+        // `internal` is not among the plugin's fields: the plugin's answer has it, so the row
+        // is rejected naming it, rather than the field being dropped.
+        let chain = chain_from(template.clone(), &["Personnummer", "Namn", "Intern"]).expect("ok");
+        let names: Vec<&str> = chain.shape().names().iter().map(String::as_str).collect();
+        assert_eq!(names, ["pnr", "name", "label", "status"]);
+        let (row, errors) = map(&chain, &["8112189876", "Åsa", "x"]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].rule(), "undeclared_field");
+        assert!(
+            errors[0].message(Locale::En).contains("'internal'"),
+            "{}",
+            errors[0].message(Locale::En)
+        );
+        assert_eq!(row, json!({"pnr": null, "name": null, "label": null, "status": "active"}));
+
+        let mut template = template;
+        template["mapping"][0]["config"]["fields"].as_array_mut().expect("fields").pop();
+        let chain = chain_from(template, &["Personnummer", "Namn"]).expect("ok");
+        let (row, errors) = map(&chain, &["8112189876", "Åsa"]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            row,
+            json!({"pnr": "19811218-9876", "name": "Åsa", "label": "Åsa (19811218-9876)",
+                   "status": "active"})
+        );
+        let (_, errors) = map(&chain, &["811218-0000", "Bo"]);
+        assert_eq!(errors[0].rule(), "plugin");
+        assert!(errors[0].message(Locale::Sv).contains("normalize_personnummer"));
+    }
+
+    #[test]
+    fn a_plugin_step_without_fields_keeps_the_fields_it_was_given() {
+        let template = json!({"mapping": [plugin_step(None)]});
+        let chain = chain_from(template, &["pnr", "Namn"]).expect("ok");
+        let (row, errors) = map(&chain, &["19811218-9876", "Åsa"]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(row, json!({"pnr": "19811218-9876", "Namn": "Åsa"}));
+    }
+
+    #[test]
+    fn a_row_rejected_before_a_plugin_step_is_not_handed_to_it() {
+        let template = json!({"mapping": [
+            {"type": "field_mapping", "config": {"fields": [
+                {"target": "pnr", "source": "P"}, {"target": "n", "source": "N", "cast": "integer"}
+            ]}},
+            plugin_step(None)
+        ]});
+        let chain = chain_from(template, &["P", "N"]).expect("ok");
+        let (_, errors) = map(&chain, &["not a number", "x"]);
+        let rules: Vec<&str> = errors.iter().map(FieldMappingError::rule).collect();
+        assert_eq!(rules, ["cast_integer"]);
     }
 }

@@ -21,23 +21,23 @@ pub use crate::jinja::{Jinja2Config, Jinja2Field};
 
 /// One entry of the template's `mapping` chain; the output of one mapper feeds the next.
 ///
-/// `field_mapping` (first) and `jinja2` run today. `jq`, `xslt` and `plugin` are accepted in a
-/// template with any `config` (so templates written for them can be stored), but are **not
-/// supported yet**: building a chain that contains one fails with
+/// `field_mapping` (first only), `jq`, `jinja2` and `plugin` run. `xslt` is accepted in a
+/// template with any `config` (so templates written for it can be stored), but is **not
+/// supported**: building a chain that contains one fails with
 /// [`crate::MappingConfigError::NotSupportedYet`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", content = "config", rename_all = "snake_case")]
 pub enum MapperConfig {
     /// Maps source columns to target fields, with trimming and type casts.
     FieldMapping(FieldMappingConfig),
-    /// A jq program over each row. Not supported yet: parsed, refused when built.
-    Jq(Value),
-    /// An XSLT transform (for XML sources). Not supported yet: parsed, refused when built.
+    /// A jq program over each row, yielding the row that goes on.
+    Jq(crate::jq::JqConfig),
+    /// An XSLT transform (for XML sources). Not supported: parsed, refused when built.
     Xslt(Value),
     /// Target fields rendered from Jinja templates with the row as context.
     Jinja2(Jinja2Config),
-    /// A tenant plugin. Not supported yet: parsed, refused when built.
-    Plugin(Value),
+    /// A compiled-in or external plugin that maps each row.
+    Plugin(crate::plugin::MapperPluginConfig),
 }
 
 impl MapperConfig {
@@ -233,10 +233,10 @@ mod tests {
             {"type": "field_mapping", "config": {"fields": [
                 {"target": "n", "source": "N", "cast": "integer", "thousands_separator": " "}
             ], "keep_unmapped": true}},
-            {"type": "jq", "config": {"program": ".a"}},
+            {"type": "jq", "config": {"expression": ".a", "timeout_ms": 1000, "max_output_bytes": 10}},
             {"type": "jinja2", "config": {"fields": [{"target": "b", "template": "{{ a }}"}]}},
             {"type": "xslt", "config": null},
-            {"type": "plugin", "config": {"name": "p"}}
+            {"type": "plugin", "config": {"type": "builtin", "name": "p"}}
         ]);
         let parsed: Vec<MapperConfig> = serde_json::from_value(chain.clone()).expect("no error");
         let names: Vec<_> = parsed.iter().map(MapperConfig::type_name).collect();

@@ -351,6 +351,26 @@ pub enum CastErrorKind {
         /// What went wrong, with the line of the template.
         message: String,
     },
+    /// A `jq` mapper (or `pre_transform`) did not turn the row into one object.
+    Jq(crate::jq::JqRowError),
+    /// A mapper plugin rejected the row, with its own message (in the template's locale, which
+    /// it is told).
+    Plugin {
+        /// The plugin's name.
+        name: String,
+        /// Its message.
+        message: String,
+    },
+    /// A `jq` or `plugin` mapper produced fields its `fields` does not list, or `pre_transform`
+    /// produced columns the file does not have.
+    UndeclaredFields {
+        /// Which step: `jq`, `plugin` (mappers) or `pre_transform`.
+        mapper: &'static str,
+        /// The fields, in the order produced.
+        fields: Vec<String>,
+        /// The fields it may produce.
+        declared: Vec<String>,
+    },
 }
 
 impl CastErrorKind {
@@ -365,6 +385,9 @@ impl CastErrorKind {
             CastErrorKind::NotADate { .. } | CastErrorKind::NoSuchDate => "cast_date",
             CastErrorKind::NotADatetime { .. } | CastErrorKind::NoSuchDatetime => "cast_datetime",
             CastErrorKind::Template { .. } => "jinja2",
+            CastErrorKind::Jq(_) => "jq",
+            CastErrorKind::Plugin { .. } => "plugin",
+            CastErrorKind::UndeclaredFields { .. } => "undeclared_field",
         }
     }
 
@@ -378,6 +401,33 @@ impl CastErrorKind {
             (CastErrorKind::Template { message }, En) => {
                 format!("the field's template failed: {message}")
             }
+            (CastErrorKind::Jq(error), locale) => error.message(locale),
+            (CastErrorKind::Plugin { name, message }, Sv) => {
+                format!("mappningspluginen '{name}' avvisade raden: {message}")
+            }
+            (CastErrorKind::Plugin { name, message }, En) => {
+                format!("the mapper plugin '{name}' rejected the row: {message}")
+            }
+            (CastErrorKind::UndeclaredFields { mapper, fields, declared }, Sv) => format!(
+                "{} gav fält{} som inte får förekomma: {} (tillåtna är {})",
+                match *mapper {
+                    "pre_transform" => "pre_transform".to_owned(),
+                    other => format!("{other}-mapparen"),
+                },
+                if fields.len() == 1 { "et" } else { "en" },
+                list_names(fields),
+                list_names(declared)
+            ),
+            (CastErrorKind::UndeclaredFields { mapper, fields, declared }, En) => format!(
+                "{} produced field{} it may not produce: {} (it may produce {})",
+                match *mapper {
+                    "pre_transform" => "pre_transform".to_owned(),
+                    other => format!("the {other} mapper"),
+                },
+                if fields.len() == 1 { "" } else { "s" },
+                list_names(fields),
+                list_names(declared)
+            ),
             (CastErrorKind::NotAnInteger { thousands_separator }, Sv) => format!(
                 "är inte ett heltal: skriv siffror med ett valfritt inledande + eller -{}",
                 grouping(thousands_separator.as_deref(), Sv)

@@ -363,8 +363,10 @@ mod tests {
         )
         .expect("chain");
         let mut row = chain.new_row();
-        let errors =
-            chain.apply(&Record::from_cells(2, ["Anna", "igår"]), &mut row).expect_err("bad");
+        let errors = chain
+            .apply(&Record::from_cells(2, ["Anna", "igår"]), &mut row)
+            .expect_err("bad")
+            .rejected();
         let found: Vec<(&str, &str)> =
             errors.iter().map(|e| (e.field.as_str(), e.rule())).collect();
         assert_eq!(found, vec![("x", "jinja2"), ("d", "jinja2"), ("n", "cast_integer")]);
@@ -389,7 +391,8 @@ mod tests {
         )
         .expect("chain");
         let mut row = chain.new_row();
-        let errors = chain.apply(&Record::from_cells(2, ["1"]), &mut row).expect_err("stopped");
+        let errors =
+            chain.apply(&Record::from_cells(2, ["1"]), &mut row).expect_err("stopped").rejected();
         assert!(
             errors[0].message(Locale::En).contains("ran too long"),
             "{}",
@@ -412,7 +415,8 @@ mod tests {
         )
         .expect("chain");
         let mut row = chain.new_row();
-        let errors = chain.apply(&Record::from_cells(2, ["1"]), &mut row).expect_err("no loader");
+        let errors =
+            chain.apply(&Record::from_cells(2, ["1"]), &mut row).expect_err("no loader").rejected();
         assert_eq!(errors[0].rule(), "jinja2");
         assert_eq!(row.get("x"), Some(&serde_json::Value::Null));
     }

@@ -13,9 +13,10 @@
 //! value that cannot be cast is a [`FieldMappingError`]: data for a rejected record, with
 //! messages in Swedish and English, not an error that stops the file.
 //!
-//! `field_mapping` and `jinja2` run today; `jq`, `xslt` and `plugin` are parsed and refused when a
-//! chain is built ([`MappingConfigError::NotSupportedYet`]). This crate does not read files (that is
-//! intake-parsers) or validate rows (intake-validators).
+//! `field_mapping`, `jinja2`, `jq` (evaluated in a worker process, see [`jq`]) and `plugin`
+//! (compiled-in or an external command, see [`plugin`]) run; `xslt` is parsed and refused when a
+//! chain is built ([`MappingConfigError::NotSupportedYet`]). This crate does not read files (that
+//! is intake-parsers) or validate rows (intake-validators).
 //!
 //! ```
 //! use intake_mappers::{MapperConfig, MappingChain};
@@ -49,9 +50,14 @@ mod dates;
 mod error;
 mod field_mapping;
 mod jinja;
+pub mod jq;
+mod personnummer;
+pub mod plugin;
+mod row_object;
 
-pub use chain::MappingChain;
+pub use chain::{MappingChain, MappingFailure};
 pub use config::{Cast, FieldMappingConfig, FieldSpec, Jinja2Config, Jinja2Field, MapperConfig};
 pub use error::{
     CastErrorKind, FieldMappingError, MappingConfigError, MappingConfigErrors, UnknownColumn,
 };
+pub use jq::{JqConfig, PreTransform};

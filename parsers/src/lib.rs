@@ -12,6 +12,7 @@ pub mod encoding;
 pub mod excel;
 pub mod fixed_width;
 pub mod json;
+pub mod line_process;
 mod lines;
 pub mod locale;
 pub mod object_record;

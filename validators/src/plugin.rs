@@ -19,27 +19,17 @@
 //! not such a line, or exits non-zero fails the file with the reason and the end of its stderr:
 //! a broken plugin is a broken run, never rows rejected as if their data were wrong.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
+pub use intake_parsers::line_process::{PLUGIN_DIR_VAR, plugin_dir};
+
+use intake_parsers::line_process::{AnswerError, LineProcess, plugin_name_problem, stderr_suffix};
 use intake_parsers::{Layer, Locale, Row, RowError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// The environment variable naming the plugin directory.
-pub const PLUGIN_DIR_VAR: &str = "INTAKE_PLUGIN_DIR";
-
-/// Where plugins are installed when [`PLUGIN_DIR_VAR`] is not set.
-pub const DEFAULT_PLUGIN_DIR: &str = "/usr/local/lib/intake/plugins";
-
-/// How much of a plugin's stderr is kept for the error message.
-const STDERR_TAIL_BYTES: usize = 4096;
 
 /// The longest answer line read from a plugin.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -79,31 +69,12 @@ impl PluginConfig {
     pub fn problems(&self) -> Vec<String> {
         let PluginConfig::Command(config) = self;
         let mut problems = Vec::new();
-        if !is_plain_name(&config.name) {
-            problems.push(format!(
-                "the plugin name '{}' must be a plain file name (letters, digits, '_', '-', '.'), \
-                 the name of an executable in the plugin directory",
-                config.name
-            ));
-        }
+        problems.extend(plugin_name_problem(&config.name));
         if !(1..=300).contains(&config.timeout_seconds) {
             problems.push("timeout_seconds must be between 1 and 300".to_owned());
         }
         problems
     }
-}
-
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-/// The plugin directory: [`PLUGIN_DIR_VAR`], else [`DEFAULT_PLUGIN_DIR`].
-pub fn plugin_dir() -> PathBuf {
-    std::env::var_os(PLUGIN_DIR_VAR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PLUGIN_DIR))
 }
 
 /// Why a plugin failed the file.
@@ -180,53 +151,10 @@ pub enum PluginError {
     },
 }
 
-fn stderr_suffix(stderr: &str) -> String {
-    if stderr.trim().is_empty() {
-        String::new()
-    } else {
-        format!("; its stderr ends with:\n{}", stderr.trim_end())
-    }
-}
-
-/// The end of a plugin's stderr, collected by a thread.
-#[derive(Clone, Default)]
-struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
-
-impl StderrTail {
-    fn collect(&self, mut stderr: impl Read + Send + 'static) {
-        let tail = self.0.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut tail) = tail.lock() {
-                    tail.extend(&buffer[..n]);
-                    let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
-                    tail.drain(..excess);
-                }
-            }
-        });
-    }
-
-    fn text(&self) -> String {
-        // Give the collecting thread a moment to read what a dying plugin just wrote.
-        std::thread::sleep(Duration::from_millis(50));
-        match self.0.lock() {
-            Ok(tail) => String::from_utf8_lossy(&tail.iter().copied().collect::<Vec<_>>()).into(),
-            Err(_) => String::new(),
-        }
-    }
-}
-
 /// A running validation plugin, for one file.
 pub struct RunningPlugin {
     name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    answers: Receiver<std::io::Result<String>>,
-    stderr: StderrTail,
+    process: LineProcess,
     timeout: Duration,
     locale: Locale,
     request: Vec<u8>,
@@ -239,45 +167,14 @@ impl RunningPlugin {
         let path = dir.join(&config.name);
         let start_error =
             |error| PluginError::Start { name: config.name.clone(), path: path.clone(), error };
-        let mut child = Command::new(&path)
-            .args(&config.args)
-            .env("INTAKE_PLUGIN_PROTOCOL", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(start_error)?;
-        let stderr = StderrTail::default();
-        if let Some(pipe) = child.stderr.take() {
-            stderr.collect(pipe);
-        }
-        let (sender, answers) = mpsc::channel();
-        if let Some(stdout) = child.stdout.take() {
-            std::thread::spawn(move || {
-                let mut lines = BufReader::new(stdout);
-                loop {
-                    let mut line = Vec::new();
-                    let read =
-                        (&mut lines).take(MAX_ANSWER_BYTES as u64).read_until(b'\n', &mut line);
-                    let answer = match read {
-                        Ok(0) => break,
-                        Ok(_) => Ok(String::from_utf8_lossy(&line).into_owned()),
-                        Err(error) => Err(error),
-                    };
-                    let failed = answer.is_err();
-                    if sender.send(answer).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-        }
-        let stdin = child.stdin.take();
+        let process = LineProcess::spawn(
+            Command::new(&path).args(&config.args).env("INTAKE_PLUGIN_PROTOCOL", "1"),
+            MAX_ANSWER_BYTES,
+        )
+        .map_err(start_error)?;
         Ok(Self {
             name: config.name.clone(),
-            child,
-            stdin,
-            answers,
-            stderr,
+            process,
             timeout: Duration::from_secs(config.timeout_seconds),
             locale,
             request: Vec::new(),
@@ -297,27 +194,18 @@ impl RunningPlugin {
         // Writing a JSON value to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut self.request, &request);
         self.request.push(b'\n');
-        let written = match self.stdin.as_mut() {
-            Some(stdin) => stdin.write_all(&self.request).and_then(|()| stdin.flush()),
-            None => Err(std::io::Error::other("stdin closed")),
-        };
-        if written.is_err() {
-            return Err(self.crashed(row_number));
-        }
-        let line = match self.answers.recv_timeout(self.timeout) {
-            Ok(Ok(line)) => line,
-            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
-                return Err(self.crashed(row_number));
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+        let line = match self.process.ask(&self.request, self.timeout) {
+            Ok(line) => String::from_utf8_lossy(&line).into_owned(),
+            Err(AnswerError::Timeout(_)) => {
                 return Err(PluginError::Timeout {
                     name: self.name.clone(),
                     row_number,
                     seconds: self.timeout.as_secs(),
-                    stderr: self.stderr.text(),
+                    stderr: self.process.stderr_tail(),
                 });
+            }
+            Err(AnswerError::Stopped | AnswerError::Read(_)) => {
+                return Err(self.crashed(row_number));
             }
         };
         let found = parse_answer(&line).map_err(|reason| PluginError::BadAnswer {
@@ -333,56 +221,26 @@ impl RunningPlugin {
 
     /// Closes the plugin's input and waits for it to exit with status 0.
     pub fn finish(mut self) -> Result<(), PluginError> {
-        drop(self.stdin.take());
-        let deadline = std::time::Instant::now() + EXIT_GRACE;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => {
-                    return Err(PluginError::FailedAtEnd {
-                        name: self.name.clone(),
-                        status: status.to_string(),
-                        stderr: self.stderr.text(),
-                    });
-                }
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Ok(None) | Err(_) => {
-                    let _ = self.child.kill();
-                    return Err(PluginError::FailedAtEnd {
-                        name: self.name.clone(),
-                        status: format!(
-                            "no exit within {} s of its input closing",
-                            EXIT_GRACE.as_secs()
-                        ),
-                        stderr: self.stderr.text(),
-                    });
-                }
-            }
-        }
+        let status = match self.process.close(EXIT_GRACE) {
+            Ok(status) if status.success() => return Ok(()),
+            Ok(status) => status.to_string(),
+            Err(reason) => reason,
+        };
+        Err(PluginError::FailedAtEnd {
+            name: self.name.clone(),
+            status,
+            stderr: self.process.stderr_tail(),
+        })
     }
 
     fn crashed(&mut self, row_number: u64) -> PluginError {
         // The plugin is gone or going: its exit status says how.
-        let status = match self.child.wait() {
-            Ok(status) => status.to_string(),
-            Err(error) => error.to_string(),
-        };
+        self.process.kill();
         PluginError::Crashed {
             name: self.name.clone(),
             row_number,
-            status,
-            stderr: self.stderr.text(),
-        }
-    }
-}
-
-impl Drop for RunningPlugin {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            status: self.process.exit_status(),
+            stderr: self.process.stderr_tail(),
         }
     }
 }

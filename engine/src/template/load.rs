@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use intake_mappers::{FieldSpec, MapperConfig, MappingChain, MappingConfigError};
+use intake_mappers::{FieldSpec, MapperConfig, MappingChain, MappingConfigError, PreTransform};
 use intake_parsers::csv::CsvOptions;
 use intake_parsers::encoding::TextEncoding;
 use intake_parsers::excel::ExcelOptions;
@@ -324,6 +324,9 @@ impl Template {
                     .filter(|e| !matches!(e, MappingConfigError::NotSupportedYet { .. }))
                     .map(|e| TemplateProblem::new(e.pointer(), e.to_string())),
             );
+        }
+        if let Some(problem) = self.pre_transform.as_deref().and_then(PreTransform::problem) {
+            problems.push(TemplateProblem::new("/pre_transform", problem));
         }
         if let Err(error) = crate::matcher::FileMatcher::parse(self.file_matcher.as_deref()) {
             problems.push(TemplateProblem::new("/file_matcher", error.to_string()));

@@ -168,7 +168,9 @@ pub struct Template {
     /// means no OpenPGP and automatic decompression with the default limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crypto: Option<CryptoConfig>,
-    /// Row-level pre-transform expression. Not supported: use a `jq` or `jinja2` mapper.
+    /// A jq expression applied to each raw record (an object of column → text) before the
+    /// mapping chain; its answer's keys must be columns of the file. The platform's field holds
+    /// a Python expression: intake takes jq instead (see the README).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_transform: Option<String>,
     /// Set when the template is owned by a parent tenant and shared read-only to sub-tenants.
@@ -541,15 +543,12 @@ impl Template {
                 ),
             ),
         }
-        if self.pre_transform.is_some() {
-            add(
-                "/pre_transform",
-                "pre_transform expressions; use a jq or jinja2 mapper".to_owned(),
-            );
-        }
         for (index, mapper) in self.mapping.iter().enumerate() {
-            if !matches!(mapper, MapperConfig::FieldMapping(_) | MapperConfig::Jinja2(_)) {
-                add(&format!("/mapping/{index}"), format!("the '{}' mapper", mapper.type_name()));
+            if matches!(mapper, MapperConfig::Xslt(_)) {
+                add(
+                    &format!("/mapping/{index}"),
+                    "the 'xslt' mapper (use a jq mapper on the XML records)".to_owned(),
+                );
             }
         }
         if !self.validation.business_rules.is_empty() {

@@ -147,20 +147,25 @@ fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
     let template = load_json(json!({
         "name": "n", "file_type": "csv", "target_resource": "t",
         "crypto": {"decompression": "gzip"},
-        "pre_transform": "row",
+        "pre_transform": ".a |= ascii_downcase",
         "mapping": [
             {"type": "field_mapping", "config": {"fields": [{"source": "a", "target": "a"}]}},
-            {"type": "jq", "config": {"expression": "."}}
+            {"type": "xslt", "config": {"stylesheet": "members.xsl"}}
         ],
         "validation": {"business_rules": [{"type": "exists", "resource": "clubs"}]}
     }))
     .expect("a template using later settings is still valid");
     let unsupported = template.unsupported();
-    assert_eq!(
-        paths(&unsupported),
-        vec!["/pre_transform", "/mapping/1", "/validation/business_rules"]
-    );
+    assert_eq!(paths(&unsupported), vec!["/mapping/1", "/validation/business_rules"]);
     assert!(unsupported.iter().all(|p| p.message.starts_with("not supported yet: ")));
+}
+
+#[test]
+fn a_pre_transform_that_is_not_jq_is_a_template_error() {
+    let found = problems(json!({
+        "name": "n", "file_type": "csv", "target_resource": "t", "pre_transform": "row['a'].strip()"
+    }));
+    assert_eq!(paths(&found), vec!["/pre_transform"]);
 }
 
 #[test]
