@@ -179,3 +179,48 @@ fn a_mapper_plugin_that_crashes_fails_the_file_with_its_stderr() {
     assert!(err.contains("exit status: 4"), "{err}");
     assert!(err.contains("lookup table missing"), "{err}");
 }
+
+#[test]
+fn a_built_in_validation_plugin_compares_two_fields_of_a_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("licences.csv");
+    std::fs::write(
+        &file,
+        "licence,valid_from,valid_to\nA1,2026-01-01,2026-12-31\nA2,2026-06-01,2026-05-31\nA3,2026-01-01,\n",
+    )
+    .expect("write");
+    let template = json!({
+        "name": "licences", "file_type": "csv", "target_resource": "licences", "locale": "sv",
+        "mapping": [{"type": "field_mapping", "config": {"fields": [
+            {"target": "licence", "source": "licence"},
+            {"target": "valid_from", "source": "valid_from", "cast": "date"},
+            {"target": "valid_to", "source": "valid_to", "cast": "date"}
+        ]}}],
+        "validation": {"plugins": [{"type": "builtin", "name": "compare_fields",
+            "options": {"left": "valid_to", "op": "gte", "right": "valid_from"}}]}
+    });
+    let output = check(&template, &file, dir.path());
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (valid, rejected, _) = report(&output);
+    let valid_rows: Vec<u64> = valid.iter().map(|(row, _)| *row).collect();
+    assert_eq!(valid_rows, [2, 4]);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].0, 3);
+    assert_eq!(
+        rejected[0].1,
+        [(
+            "plugins.compare_fields".to_owned(),
+            "'valid_to' (2026-05-31) ska vara minst 'valid_from' (2026-06-01)".to_owned()
+        )]
+    );
+
+    let mut unknown = template;
+    unknown["validation"]["plugins"][0]["name"] = json!("no_such_plugin");
+    let output = check(&unknown, &file, dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no built-in validation plugin 'no_such_plugin'"),
+        "{}",
+        stderr(&output)
+    );
+}

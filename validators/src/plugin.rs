@@ -1,5 +1,7 @@
-//! Validation layer 5: external plugins, so a customer can check rows with rules only their own
-//! code knows, in any language, without rebuilding intake.
+//! Validation layer 5: plugins, so a customer can check rows with rules only their own code
+//! knows: external commands, in any language, without rebuilding intake; or plugins compiled into
+//! intake and registered by name (`{"type": "builtin", "name": "compare_fields", "options":
+//! {…}}`, see [`register_validation_plugin`]).
 //!
 //! A template names a plugin; the operator installs it: `{"type": "command", "name":
 //! "member_checks", "args": ["--strict"], "timeout_seconds": 10}` runs the executable
@@ -19,8 +21,10 @@
 //! not such a line, or exits non-zero fails the file with the reason and the end of its stderr:
 //! a broken plugin is a broken run, never rows rejected as if their data were wrong.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 pub use intake_parsers::line_process::{PLUGIN_DIR_VAR, plugin_dir};
@@ -43,6 +47,62 @@ const EXIT_GRACE: Duration = Duration::from_secs(10);
 pub enum PluginConfig {
     /// An executable from the plugin directory speaking JSON lines on stdin and stdout.
     Command(CommandPluginConfig),
+    /// A plugin compiled into intake, by its registered name.
+    Builtin(BuiltinPluginConfig),
+}
+
+/// `{"type": "builtin", "name": "compare_fields", "options": {…}}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinPluginConfig {
+    /// The registered name.
+    pub name: String,
+    /// The plugin's own options.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub options: Value,
+}
+
+/// A validation plugin compiled into intake: checks one row that passed layers 1–4.
+pub trait ValidationPlugin: Send {
+    /// Appends what is wrong with `row` to `errors` (layer `plugins`), in `locale`.
+    fn check(&self, row: &Row, locale: Locale, errors: &mut Vec<RowError>);
+}
+
+/// Builds a [`ValidationPlugin`] from its `options`, or says what is wrong with them.
+pub type ValidationPluginFactory = fn(&Value) -> Result<Box<dyn ValidationPlugin>, String>;
+
+fn registry() -> &'static Mutex<BTreeMap<String, ValidationPluginFactory>> {
+    static REGISTRY: OnceLock<Mutex<BTreeMap<String, ValidationPluginFactory>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut plugins = BTreeMap::new();
+        plugins.insert(
+            "compare_fields".to_owned(),
+            crate::compare_fields::factory as ValidationPluginFactory,
+        );
+        Mutex::new(plugins)
+    })
+}
+
+/// Registers a compiled-in validation plugin under `name` (replacing one of the same name), for
+/// programs that embed intake's engine with their own plugins.
+pub fn register_validation_plugin(name: &str, factory: ValidationPluginFactory) {
+    if let Ok(mut plugins) = registry().lock() {
+        plugins.insert(name.to_owned(), factory);
+    }
+}
+
+/// The built-in plugin `config` names, built from its options.
+fn builtin(config: &BuiltinPluginConfig) -> Result<Box<dyn ValidationPlugin>, String> {
+    let plugins = registry().lock().map_err(|_| "the plugin registry is unusable".to_owned())?;
+    let Some(factory) = plugins.get(&config.name) else {
+        let known: Vec<&str> = plugins.keys().map(String::as_str).collect();
+        return Err(format!(
+            "there is no built-in validation plugin '{}'; there are: {}",
+            config.name,
+            known.join(", ")
+        ));
+    };
+    factory(&config.options)
 }
 
 /// `{"type": "command", "name": "member_checks"}`.
@@ -67,7 +127,10 @@ fn default_timeout() -> u64 {
 impl PluginConfig {
     /// Every problem with this config that shows without starting anything.
     pub fn problems(&self) -> Vec<String> {
-        let PluginConfig::Command(config) = self;
+        let config = match self {
+            PluginConfig::Command(config) => config,
+            PluginConfig::Builtin(config) => return builtin(config).err().into_iter().collect(),
+        };
         let mut problems = Vec::new();
         problems.extend(plugin_name_problem(&config.name));
         if !(1..=300).contains(&config.timeout_seconds) {
@@ -80,6 +143,14 @@ impl PluginConfig {
 /// Why a plugin failed the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// A built-in plugin's name or options are wrong.
+    #[error("validation plugin '{name}': {problem}")]
+    Builtin {
+        /// The plugin.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The plugin could not be started.
     #[error(
         "validation plugin '{name}' could not be started from {path}: {error} (plugins are \
@@ -152,7 +223,53 @@ pub enum PluginError {
 }
 
 /// A running validation plugin, for one file.
-pub struct RunningPlugin {
+pub struct RunningPlugin(Running);
+
+enum Running {
+    Command(CommandPlugin),
+    Builtin(Box<dyn ValidationPlugin>, Locale),
+}
+
+impl RunningPlugin {
+    /// Starts the plugin `config` names (a command from `dir`), with messages in `locale`.
+    pub fn start(config: &PluginConfig, dir: &Path, locale: Locale) -> Result<Self, PluginError> {
+        Ok(Self(match config {
+            PluginConfig::Command(config) => {
+                Running::Command(CommandPlugin::start(config, dir, locale)?)
+            }
+            PluginConfig::Builtin(config) => {
+                let plugin = builtin(config).map_err(|problem| PluginError::Builtin {
+                    name: config.name.clone(),
+                    problem,
+                })?;
+                Running::Builtin(plugin, locale)
+            }
+        }))
+    }
+
+    /// Checks `row`; its errors are appended to `errors`. Returns whether the row is still valid.
+    pub fn check(&mut self, row: &Row, errors: &mut Vec<RowError>) -> Result<bool, PluginError> {
+        match &mut self.0 {
+            Running::Command(plugin) => plugin.check(row, errors),
+            Running::Builtin(plugin, locale) => {
+                let before = errors.len();
+                plugin.check(row, *locale, errors);
+                Ok(errors.len() == before)
+            }
+        }
+    }
+
+    /// Ends the plugin: a command's input is closed and it must exit with status 0.
+    pub fn finish(self) -> Result<(), PluginError> {
+        match self.0 {
+            Running::Command(plugin) => plugin.finish(),
+            Running::Builtin(..) => Ok(()),
+        }
+    }
+}
+
+/// A command plugin's process.
+struct CommandPlugin {
     name: String,
     process: LineProcess,
     timeout: Duration,
@@ -160,10 +277,12 @@ pub struct RunningPlugin {
     request: Vec<u8>,
 }
 
-impl RunningPlugin {
-    /// Starts the plugin `config` names from `dir`, with messages in `locale`.
-    pub fn start(config: &PluginConfig, dir: &Path, locale: Locale) -> Result<Self, PluginError> {
-        let PluginConfig::Command(config) = config;
+impl CommandPlugin {
+    fn start(
+        config: &CommandPluginConfig,
+        dir: &Path,
+        locale: Locale,
+    ) -> Result<Self, PluginError> {
         let path = dir.join(&config.name);
         let start_error =
             |error| PluginError::Start { name: config.name.clone(), path: path.clone(), error };
@@ -181,9 +300,7 @@ impl RunningPlugin {
         })
     }
 
-    /// Asks the plugin about `row`; its errors are appended to `errors`. Returns whether the row
-    /// is still valid.
-    pub fn check(&mut self, row: &Row, errors: &mut Vec<RowError>) -> Result<bool, PluginError> {
+    fn check(&mut self, row: &Row, errors: &mut Vec<RowError>) -> Result<bool, PluginError> {
         let row_number = row.row_number();
         self.request.clear();
         let request = serde_json::json!({
@@ -219,8 +336,7 @@ impl RunningPlugin {
         Ok(valid)
     }
 
-    /// Closes the plugin's input and waits for it to exit with status 0.
-    pub fn finish(mut self) -> Result<(), PluginError> {
+    fn finish(mut self) -> Result<(), PluginError> {
         let status = match self.process.close(EXIT_GRACE) {
             Ok(status) if status.success() => return Ok(()),
             Ok(status) => status.to_string(),
