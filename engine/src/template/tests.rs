@@ -152,7 +152,9 @@ fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
             {"type": "field_mapping", "config": {"fields": [{"source": "a", "target": "a"}]}},
             {"type": "jq", "config": {"expression": "."}}
         ],
-        "validation": {"business_rules": [{"type": "exists", "resource": "clubs"}]}
+        "validation": {"business_rules": [
+            {"type": "exists", "resource": "clubs", "where": {"code": "a"}}
+        ]}
     }))
     .expect("a template using later settings is still valid");
     let unsupported = template.unsupported();
