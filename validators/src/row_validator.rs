@@ -150,11 +150,6 @@ impl RowValidator {
         locale: Locale,
     ) -> Result<Self, Vec<ValidationConfigError>> {
         let mut problems = config.validate();
-        for (layer, entries) in [("business_rules", &config.business_rules)] {
-            if !entries.is_empty() {
-                problems.push(ValidationConfigError::NotSupportedYet(layer));
-            }
-        }
         let schema = config.schema.as_ref().and_then(|schema| SchemaLayer::build(schema).ok());
         let mut rules = Vec::with_capacity(config.row_rules.len());
         for (index, rule_config) in config.row_rules.iter().enumerate() {

@@ -552,9 +552,6 @@ impl Template {
                 add(&format!("/mapping/{index}"), format!("the '{}' mapper", mapper.type_name()));
             }
         }
-        if !self.validation.business_rules.is_empty() {
-            add("/validation/business_rules", "validation layer 'business_rules'".to_owned());
-        }
         found
     }
 }
