@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use intake_engine::RowError;
-use intake_engine::import::{
-    ImportReport, ImportRowOutcome, import_file, required_scopes, writer_config,
-};
+use intake_engine::import::{ImportReport, ImportRowOutcome, import_file, template_scopes};
 use intake_engine::m2m::jws::SigningKey;
 use intake_engine::m2m::writer::RowWriteOutcome;
 use intake_engine::m2m::{
     ApiClient, ClientConfig, ClientCredentials, TokenManager, load_signing_key,
 };
+use intake_engine::template::Template;
+use intake_engine::{BusinessRuleLookups, business_rules::lookup_scopes};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -40,7 +40,8 @@ pub struct ImportArgs {
     /// name looked up as INTAKE_CREDENTIAL_<NAME> or in $INTAKE_CREDENTIALS_DIR. Never the key itself.
     #[arg(long, value_name = "CREDENTIAL")]
     key: String,
-    /// Capabilities to request; by default those the template's import mode needs.
+    /// Capabilities to request; by default those the template's import mode needs, and
+    /// `<resource>:list` for each resource its business rules look in.
     #[arg(long = "scope", value_name = "CAPABILITY")]
     scopes: Vec<String>,
     /// Tenant sent as X-Tenant-ID; by default the template's `tenant_id`, when it has one.
@@ -66,32 +67,134 @@ pub struct ImportArgs {
     no_progress: bool,
 }
 
+/// The platform settings `intake check` takes for a template's business rules, which look
+/// records up in the target API (read-only: `<resource>:list` for each rule's resource).
+#[derive(Debug, clap::Args)]
+pub struct LookupArgs {
+    /// Base URL of the platform's API, to look records up for the template's business rules
+    /// (read-only); needs --client-id, --kid and --key, as for `intake import`.
+    #[arg(long, value_name = "URL", requires = "client_id", requires = "kid", requires = "key")]
+    target: Option<Url>,
+    /// The M2M client's id (with --target).
+    #[arg(long, value_name = "ID", requires = "target")]
+    client_id: Option<String>,
+    /// The key id (`kid`) of the client's public key (with --target).
+    #[arg(long, value_name = "KID", requires = "target")]
+    kid: Option<String>,
+    /// The client's private key as a credential reference (`env:VAR`, `file:/path`, a name), with
+    /// --target. Never the key itself.
+    #[arg(long, value_name = "CREDENTIAL", requires = "target")]
+    key: Option<String>,
+    /// Tenant sent as X-Tenant-ID; by default the template's `tenant_id`, when it has one.
+    #[arg(long, value_name = "TENANT_ID", requires = "target")]
+    tenant: Option<String>,
+    /// Check without the template's business rules (no look-ups in the platform); the summary
+    /// says they were skipped. Without this or --target, a template with business rules is
+    /// refused (exit 2).
+    #[arg(long, conflicts_with = "target")]
+    skip_business_rules: bool,
+}
+
+impl LookupArgs {
+    /// How `intake check` runs `template`'s business rules, and the runtime the client lives on
+    /// (keep it until the check is done; the pipeline blocks on it from this thread).
+    pub fn lookups(
+        &self,
+        template: &Template,
+    ) -> anyhow::Result<(Option<tokio::runtime::Runtime>, BusinessRuleLookups)> {
+        if self.skip_business_rules {
+            return Ok((None, BusinessRuleLookups::Skip));
+        }
+        let (Some(target), Some(client_id), Some(kid), Some(key)) =
+            (&self.target, &self.client_id, &self.kid, &self.key)
+        else {
+            return Ok((None, BusinessRuleLookups::Unavailable));
+        };
+        if template.validation.business_rules.is_empty() {
+            return Ok((None, BusinessRuleLookups::Unavailable));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let platform = Platform {
+            target,
+            client_id,
+            kid,
+            key,
+            tenant: self.tenant.as_deref(),
+            scopes: lookup_scopes(template),
+            max_in_flight: 4,
+            dpop: false,
+        };
+        let client = {
+            // The HTTP client's connection pool belongs to the runtime it is used on.
+            let _entered = runtime.enter();
+            platform_client(&platform, template)?
+        };
+        let lookups = BusinessRuleLookups::Api { client, runtime: runtime.handle().clone() };
+        Ok((Some(runtime), lookups))
+    }
+}
+
+/// Where and as whom to reach the platform.
+struct Platform<'a> {
+    target: &'a Url,
+    client_id: &'a str,
+    kid: &'a str,
+    key: &'a str,
+    tenant: Option<&'a str>,
+    scopes: Vec<String>,
+    max_in_flight: usize,
+    dpop: bool,
+}
+
+/// The M2M client for `platform`; the tenant defaults to `template`'s.
+fn platform_client(platform: &Platform<'_>, template: &Template) -> anyhow::Result<ApiClient> {
+    let key = load_signing_key(platform.key).context("cannot load the client key")?;
+    let token_url = platform.target.join("auth/token").context("bad --target URL")?;
+    let mut config = ClientConfig::new(platform.target.clone());
+    config.tenant_id = platform
+        .tenant
+        .map(str::to_owned)
+        .or_else(|| template.tenant_id.as_ref().map(ToString::to_string));
+    config.max_in_flight = platform.max_in_flight;
+    let http = ApiClient::http_client(&config)?;
+    let credentials = ClientCredentials {
+        token_url,
+        client_id: platform.client_id.to_owned(),
+        kid: platform.kid.to_owned(),
+        key,
+        scopes: platform.scopes.clone(),
+        dpop_key: platform
+            .dpop
+            .then(|| SigningKey::generate(intake_engine::m2m::jws::JwsAlgorithm::Es256)),
+    };
+    Ok(ApiClient::new(config, TokenManager::new(http.clone(), credentials), http))
+}
+
 /// Runs the import; exit 0 when every row was written, 1 when rows were rejected or not written,
 /// 2 when the import could not run or failed as a whole.
 pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let template = Arc::new(crate::load_template(&args.template)?);
-    let key = load_signing_key(&args.key).context("cannot load the client key")?;
-    let token_url = args.target.join("auth/token").context("bad --target URL")?;
     let mut scopes = args.scopes.clone();
     if scopes.is_empty() {
-        scopes = required_scopes(&writer_config(&template, String::new()));
+        scopes = template_scopes(&template);
     }
-    let mut config = ClientConfig::new(args.target.clone());
-    config.tenant_id =
-        args.tenant.clone().or_else(|| template.tenant_id.as_ref().map(ToString::to_string));
-    config.max_in_flight = args.max_in_flight;
-    let http = ApiClient::http_client(&config)?;
-    let credentials = ClientCredentials {
-        token_url,
-        client_id: args.client_id.clone(),
-        kid: args.kid.clone(),
-        key,
-        scopes,
-        dpop_key: args
-            .dpop
-            .then(|| SigningKey::generate(intake_engine::m2m::jws::JwsAlgorithm::Es256)),
-    };
-    let client = ApiClient::new(config, TokenManager::new(http.clone(), credentials), http);
+    let client = platform_client(
+        &Platform {
+            target: &args.target,
+            client_id: &args.client_id,
+            kid: &args.kid,
+            key: &args.key,
+            tenant: args.tenant.as_deref(),
+            scopes,
+            max_in_flight: args.max_in_flight,
+            dpop: args.dpop,
+        },
+        &template,
+    )?;
 
     let size = File::open(&args.file)
         .and_then(|f| f.metadata())

@@ -90,6 +90,9 @@ struct CheckArgs {
     /// Never draw a progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     no_progress: bool,
+    /// The platform, for a template's business rules (look-ups in the target API).
+    #[command(flatten)]
+    platform: import::LookupArgs,
 }
 
 /// How a report is printed.
@@ -221,11 +224,13 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             write_error.get_or_insert(error);
         }
     };
-    let report = intake_engine::check_file(&template, &name, input, &mut on_row, |bytes| {
-        if let Some(bar) = &progress {
-            bar.set_position(bytes);
-        }
-    });
+    let (_runtime, lookups) = args.platform.lookups(&template)?;
+    let report =
+        intake_engine::check_file_with(&template, &name, input, &lookups, &mut on_row, |bytes| {
+            if let Some(bar) = &progress {
+                bar.set_position(bytes);
+            }
+        });
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
@@ -324,6 +329,16 @@ fn print_summary(
             failure.rule,
             failure.message
         )?;
+    }
+    if report.business_rule_requests > 0 {
+        writeln!(
+            out,
+            "look-ups:  {} API request(s) for business rules",
+            report.business_rule_requests
+        )?;
+    }
+    if report.business_rules_skipped {
+        writeln!(out, "skipped:   business rules (--skip-business-rules): nothing was looked up")?;
     }
     if report.skipped_lines > 0 {
         writeln!(

@@ -10,6 +10,7 @@ use serde::Serialize;
 use intake_parsers::fixed_width::ControlRecord;
 use intake_validators::FileRuleFailure;
 
+use crate::business_rules::BusinessRuleLookups;
 use crate::pipeline::{FilePipeline, PipelineError, RowOutcome};
 use crate::template::Template;
 
@@ -43,6 +44,13 @@ pub struct CheckReport {
     /// without `strict_post_types`, which rejects them instead).
     #[serde(skip_serializing_if = "is_zero")]
     pub skipped_lines: u64,
+    /// List requests the business rules' look-ups made (each page counts).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub business_rule_requests: u64,
+    /// Set when the template's business rules were skipped on request
+    /// (`intake check --skip-business-rules`): rows were not looked up in the target API.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub business_rules_skipped: bool,
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -58,15 +66,36 @@ impl CheckReport {
 
 /// Runs `input` through `template`, calling `on_row` with every row's outcome in file order and
 /// `on_progress` with the bytes read so far every few thousand rows. (`input` is `Send + Sync`
-/// because an OpenPGP message is read by sequoia's decryptor, which requires it.)
+/// because an OpenPGP message is read by sequoia's decryptor, which requires it.) A template with
+/// business rules needs [`check_file_with`].
 pub fn check_file<R: Read + Send + Sync>(
     template: &Template,
     source_name: &str,
     input: R,
+    on_row: impl FnMut(&RowOutcome<'_>),
+    on_progress: impl FnMut(u64),
+) -> Result<CheckReport, PipelineError> {
+    check_file_with(
+        template,
+        source_name,
+        input,
+        &BusinessRuleLookups::Unavailable,
+        on_row,
+        on_progress,
+    )
+}
+
+/// Like [`check_file`], with the template's business rules looked up (or skipped) as `lookups`
+/// says; with [`BusinessRuleLookups::Api`], call it from a thread that may block.
+pub fn check_file_with<R: Read + Send + Sync>(
+    template: &Template,
+    source_name: &str,
+    input: R,
+    lookups: &BusinessRuleLookups,
     mut on_row: impl FnMut(&RowOutcome<'_>),
     mut on_progress: impl FnMut(u64),
 ) -> Result<CheckReport, PipelineError> {
-    let mut pipeline = FilePipeline::open(template, source_name, input)?;
+    let mut pipeline = FilePipeline::open_with(template, source_name, input, lookups)?;
     let mut report = CheckReport { file: source_name.to_owned(), ..CheckReport::default() };
     loop {
         let bytes = pipeline.bytes_read();
@@ -95,6 +124,8 @@ pub fn check_file<R: Read + Send + Sync>(
         *report.errors_by_rule.entry(key).or_default() += 1;
     }
     report.skipped_lines = pipeline.skipped_lines();
+    report.business_rule_requests = pipeline.lookup_requests();
+    report.business_rules_skipped = pipeline.business_rules_skipped();
     report.assert_empty_violated = template.assert_empty && report.rows_read > 0;
     Ok(report)
 }

@@ -17,7 +17,8 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::check::{CheckReport, check_file};
+use crate::business_rules::{BusinessRuleLookups, lookup_scopes};
+use crate::check::{CheckReport, check_file_with};
 use crate::m2m::ApiClient;
 use crate::m2m::writer::{
     FileVerdict, RowWriteOutcome, RowWriter, TransactionMode, ValidRow, WriteReport, WriterConfig,
@@ -99,6 +100,8 @@ pub async fn import_file(
     let content_sha256 = hash_file(&path).await?;
     let template_id =
         template.id.as_ref().map(ToString::to_string).unwrap_or_else(|| template.name.clone());
+    // Business rules look records up through the same client, from the parse thread.
+    let lookups = BusinessRuleLookups::current(client.clone());
     let writer =
         RowWriter::new(client, writer_config(&template, run_key(&template_id, &content_sha256)))?;
 
@@ -106,13 +109,14 @@ pub async fn import_file(
         // Validate the whole file first; its rejections are reported as they are found.
         let (reject_tx, mut reject_rx) = mpsc::unbounded_channel::<RejectedRow>();
         let validation = {
-            let (template, path) = (template.clone(), path.clone());
+            let (template, path, lookups) = (template.clone(), path.clone(), lookups.clone());
             blocking(move || {
                 let file = open(&path)?;
-                let report = check_file(
+                let report = check_file_with(
                     &template,
                     &display(&path),
                     file,
+                    &lookups,
                     |outcome| {
                         if let RowOutcome::Rejected(rejected) = outcome {
                             let _ = reject_tx.send((*rejected).clone());
@@ -170,10 +174,11 @@ pub async fn import_file(
         let (template, path) = (template.clone(), path.clone());
         tokio::task::spawn_blocking(move || -> Result<CheckReport, ImportError> {
             let file = open(&path)?;
-            let report = check_file(
+            let report = check_file_with(
                 &template,
                 &display(&path),
                 file,
+                &lookups,
                 |outcome| match outcome {
                     RowOutcome::Valid(row) => {
                         let row = ValidRow { row_number: row.row_number(), data: row.to_object() };
@@ -269,6 +274,19 @@ async fn hash_file(path: &Path) -> Result<String, ImportError> {
         Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
     })
     .await
+}
+
+/// The capabilities a run of `template` needs, as M2M scopes: those of its writes on the target
+/// resource ([`required_scopes`]) and `<resource>:list` for each resource its business rules
+/// look in.
+pub fn template_scopes(template: &Template) -> Vec<String> {
+    let mut scopes = required_scopes(&writer_config(template, String::new()));
+    for scope in lookup_scopes(template) {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    scopes
 }
 
 /// The capabilities a run of `config` needs on its target resource, as M2M scopes.

@@ -5,6 +5,7 @@
 //! ([`FilePipeline`], [`check_file`]); as an M2M client of the platform ([`m2m`]) it writes the
 //! valid rows ([`import::import_file`]). It does not parse formats, map or validate by itself.
 
+pub mod business_rules;
 pub mod check;
 pub mod events;
 pub mod import;
@@ -20,7 +21,8 @@ pub mod service;
 pub mod store;
 pub mod template;
 
-pub use check::{CheckReport, check_file};
+pub use business_rules::BusinessRuleLookups;
+pub use check::{CheckReport, check_file, check_file_with};
 pub use intake_parsers::RowError;
 pub use intake_parsers::fixed_width::ControlRecord;
 pub use pipeline::{FilePipeline, PipelineError, RejectedRow, RowOutcome};

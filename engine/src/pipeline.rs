@@ -9,7 +9,17 @@
 //! decrypted and verified, then gzip and zip files are decompressed as a stream, with the
 //! template's bomb limits), so `intake check`, imports and the REST preview all read encrypted and
 //! compressed files the same way.
+//!
+//! Per row the layers run in order: mapping, `schema` and `row_rules` ([`RowProcessor`]), then
+//! `business_rules` (look-ups in the target API, for rows that passed so far), `cross_row_rules`
+//! and `plugins`. Business rules are batched: rows that need a look-up not in the run's cache are
+//! held back (with every row after them, so the order stays the file's) until
+//! [`MAX_KEYS_PER_REQUEST`](intake_validators::business_rules::MAX_KEYS_PER_REQUEST) keys of one
+//! rule wait, [`MAX_HELD_ROWS`] rows are held, or the file ends; then one `$in` list request per
+//! rule resolves them, and the held rows are finished and handed out in file order. A look-up the
+//! API does not answer fails the file ([`PipelineError::BusinessRule`]); it never rejects a row.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use intake_mappers::plugin::MapperPluginError;
@@ -25,11 +35,13 @@ use intake_parsers::preflight::{PreflightError, PreflightReader};
 use intake_parsers::xml::{XmlFileError, XmlOutcome, XmlReader};
 use intake_parsers::{Layer, Locale, Record, Row, RowError};
 use intake_validators::{
-    CrossRowValidator, FileRuleFailure, PluginError, RowValidator, RunningPlugin,
+    BusinessRules, CrossRowValidator, FileRuleFailure, LookupFailed, PluginError, RowValidator,
+    RunningPlugin,
 };
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::business_rules::{ApiRecordLookup, BusinessRuleLookups};
 use crate::preflight::{Delivered, DeliveredProgress, OpenedRecords, open_records};
 use crate::template::{Format, Template, TemplateProblem};
 
@@ -63,6 +75,34 @@ pub enum PipelineError {
         source_name: String,
         /// What happened.
         error: MapperPluginError,
+    },
+    /// A business rule's look-up in the target API failed (after the client's retries): the
+    /// file cannot be checked. No row was rejected for it.
+    #[error("{source_name}: {error}")]
+    BusinessRule {
+        /// The file.
+        source_name: String,
+        /// The rule, its resource and what the API said.
+        error: LookupFailed,
+    },
+    /// The template has business rules but no platform client was given to look records up.
+    #[error(
+        "{source_name}: the template's business_rules look records up in the target API, and no \
+         API is configured here: give the platform's settings (for `intake check`: --target, \
+         --client-id, --kid and --key, as for `intake import`), or skip the rules explicitly \
+         (`intake check --skip-business-rules`)"
+    )]
+    BusinessRulesNeedApi {
+        /// The file.
+        source_name: String,
+    },
+    /// Our bug: a row was checked against business rules before its look-up.
+    #[error("{source_name}: {message}")]
+    Internal {
+        /// The file.
+        source_name: String,
+        /// What went wrong.
+        message: String,
     },
     /// A validation plugin failed (did not start, timed out, crashed, answered nonsense).
     #[error("{source_name}: {error}")]
@@ -347,6 +387,32 @@ impl RowProcessor {
         self.locale
     }
 
+    /// Validation layer 4 of `template` compiled for this processor's rows (the look-ups
+    /// themselves are the caller's), or every problem with it.
+    pub fn business_rules(
+        &self,
+        template: &Template,
+    ) -> Result<BusinessRules, Vec<TemplateProblem>> {
+        BusinessRules::build(
+            &template.validation.business_rules,
+            self.mapping.shape(),
+            self.locale,
+            template.validation.max_errors_per_row,
+        )
+        .map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| {
+                    let problem = intake_validators::ValidationConfigError::from(p);
+                    TemplateProblem::new(
+                        format!("/validation{}", problem.path()),
+                        problem.to_string(),
+                    )
+                })
+                .collect()
+        })
+    }
+
     /// The shape of the rows this processor produces.
     pub fn shape(&self) -> &std::sync::Arc<intake_parsers::RowShape> {
         self.mapping.shape()
@@ -421,6 +487,36 @@ impl RowProcessor {
     }
 }
 
+/// The most rows held back for business-rule look-ups before the look-ups are made anyway.
+pub const MAX_HELD_ROWS: usize = 1024;
+
+/// A row held back until its business-rule look-ups are answered.
+enum Held {
+    /// A record the reader refused, already rejected (layer 3 skips it when it is released).
+    Unreadable(RejectedRow),
+    /// A record mapped and checked by layers 1 and 2.
+    Row {
+        /// The mapped row (or what of it was mapped).
+        row: Row,
+        /// The errors found so far.
+        errors: Vec<RowError>,
+        /// Whether layers 1 and 2 passed.
+        valid: bool,
+        /// The record's cells, for a rejection's `original_data`.
+        cells: Vec<String>,
+    },
+}
+
+/// Validation layer 4 of one file: the compiled rules with their cache, how records are looked
+/// up, and the rows held back for look-ups.
+struct BusinessLayer {
+    rules: BusinessRules,
+    lookup: ApiRecordLookup,
+    held: VecDeque<Held>,
+    /// How many of the first held rows have their look-ups answered and can be finished.
+    released: usize,
+}
+
 /// A file opened for parse → map → validate.
 pub struct FilePipeline<R: Read> {
     reader: RecordReader<PreflightReader<Delivered<R>>>,
@@ -430,6 +526,12 @@ pub struct FilePipeline<R: Read> {
     cross_row: CrossRowValidator,
     /// The file-level verdict of layer 3, once the last row has been read.
     file_failures: Option<Vec<FileRuleFailure>>,
+    /// Validation layer 4, when the template has business rules and they are not skipped.
+    business: Option<BusinessLayer>,
+    /// Whether the template's business rules were skipped on request.
+    business_skipped: bool,
+    /// Whether the reader has reached the end of the file.
+    read_all: bool,
     /// Validation layer 5: the plugins, started for this file.
     plugins: Vec<RunningPlugin>,
     source_name: String,
@@ -441,13 +543,36 @@ pub struct FilePipeline<R: Read> {
 impl<R: Read> FilePipeline<R> {
     /// Opens `input` (named `source_name` in errors) for `template`: runs the pre-flight
     /// ([`open_records`]: OpenPGP, then gzip or zip), reads the header, then compiles the mapping
-    /// and validation for its columns, reporting every problem at once.
+    /// and validation for its columns, reporting every problem at once. A template with
+    /// business rules is refused here ([`PipelineError::BusinessRulesNeedApi`]); see
+    /// [`FilePipeline::open_with`].
     pub fn open(template: &Template, source_name: &str, input: R) -> Result<Self, PipelineError>
+    where
+        R: Send + Sync,
+    {
+        Self::open_with(template, source_name, input, &BusinessRuleLookups::Unavailable)
+    }
+
+    /// Like [`FilePipeline::open`], with business rules looked up (or skipped) as `lookups`
+    /// says. With [`BusinessRuleLookups::Api`], call [`FilePipeline::next_row`] from a thread
+    /// that may block (not from an async task).
+    pub fn open_with(
+        template: &Template,
+        source_name: &str,
+        input: R,
+        lookups: &BusinessRuleLookups,
+    ) -> Result<Self, PipelineError>
     where
         R: Send + Sync,
     {
         let template_error =
             |problems| PipelineError::Template { source_name: source_name.to_owned(), problems };
+        let has_rules = !template.validation.business_rules.is_empty();
+        if has_rules && matches!(lookups, BusinessRuleLookups::Unavailable) {
+            return Err(PipelineError::BusinessRulesNeedApi {
+                source_name: source_name.to_owned(),
+            });
+        }
         let OpenedRecords { reader, progress } = open_records(template, source_name, input)?;
         let processor =
             RowProcessor::from_template(template, reader.columns()).map_err(template_error)?;
@@ -469,6 +594,21 @@ impl<R: Read> FilePipeline<R> {
                     .collect(),
             )
         })?;
+        // Compiled even when skipped, so that a rule naming a field the rows lack is reported.
+        let rules = if has_rules {
+            Some(processor.business_rules(template).map_err(template_error)?)
+        } else {
+            None
+        };
+        let business = match (lookups, rules) {
+            (BusinessRuleLookups::Api { client, runtime }, Some(rules)) => Some(BusinessLayer {
+                rules,
+                lookup: ApiRecordLookup::new(client.clone(), runtime.clone()),
+                held: VecDeque::new(),
+                released: 0,
+            }),
+            _ => None,
+        };
         let mut plugins = Vec::with_capacity(template.validation.plugins.len());
         let plugin_dir = intake_validators::plugin::plugin_dir();
         for config in &template.validation.plugins {
@@ -487,6 +627,9 @@ impl<R: Read> FilePipeline<R> {
             processor,
             cross_row,
             file_failures: None,
+            business,
+            business_skipped: has_rules && matches!(lookups, BusinessRuleLookups::Skip),
+            read_all: false,
             record: Record::new(),
             row,
             rejected: RejectedRow { row_number: 0, original_data: Map::new(), errors: Vec::new() },
@@ -516,6 +659,17 @@ impl<R: Read> FilePipeline<R> {
         self.progress.bytes_read()
     }
 
+    /// List requests the business rules' look-ups made so far (each page counts).
+    pub fn lookup_requests(&self) -> u64 {
+        self.business.as_ref().map(|b| b.lookup.requests()).unwrap_or(0)
+    }
+
+    /// Whether the template's business rules were skipped on request
+    /// ([`BusinessRuleLookups::Skip`]).
+    pub fn business_rules_skipped(&self) -> bool {
+        self.business_skipped
+    }
+
     fn plugin_error(&self, error: PluginError) -> PipelineError {
         PipelineError::Plugin { source_name: self.source_name.clone(), error }
     }
@@ -527,78 +681,168 @@ impl<R: Read> FilePipeline<R> {
     }
 
     /// The next row's outcome, or `None` at the end of the file (when the file-level rules are
-    /// decided, see [`FilePipeline::file_failures`]).
+    /// decided, see [`FilePipeline::file_failures`]). With business rules, rows come out in file
+    /// order after their look-ups (see the module documentation).
     pub fn next_row(&mut self) -> Result<Option<RowOutcome<'_>>, PipelineError> {
-        match self.reader.read_record(&mut self.record)? {
-            ReadOutcome::End => {
+        loop {
+            if let Some(business) = &mut self.business
+                && business.released > 0
+            {
+                business.released -= 1;
+                if business.released == 0 {
+                    // The last held row: the cache may drop its keys at the next look-up.
+                    business.rules.end_batch();
+                }
+                let Some(held) = business.held.pop_front() else { continue };
+                return self.release(held).map(Some);
+            }
+            if self.read_all {
+                if let Some(business) = &mut self.business
+                    && !business.held.is_empty()
+                {
+                    self.resolve()?;
+                    continue;
+                }
                 if self.file_failures.is_none() {
                     self.file_failures = Some(self.cross_row.finish(self.reader.control_records()));
                 }
-                Ok(None)
+                return Ok(None);
             }
-            ReadOutcome::Rejected(error) => {
-                self.cross_row.skip_row();
-                self.rejected.row_number = error.row_number;
-                self.rejected.original_data = match &self.reader {
-                    // An object record or a fixed-width line that could not be read has no
-                    // columns yet: keep its text.
-                    RecordReader::Json(..)
-                    | RecordReader::Xml(..)
-                    | RecordReader::FixedWidth(_) => error
-                        .cells
-                        .iter()
-                        .map(|text| ("record".to_owned(), Value::String(text.clone())))
-                        .collect(),
-                    _ => original_data(self.reader.columns(), error.cells.iter()),
-                };
-                self.rejected.errors.clear();
-                self.rejected.errors.push(RowError {
-                    layer: Layer::Parse,
-                    field: None,
-                    rule: error.kind.rule().to_owned(),
-                    message: error.kind.message(self.processor.locale),
-                    value: None,
-                });
-                Ok(Some(RowOutcome::Rejected(&self.rejected)))
-            }
-            ReadOutcome::Record => {
-                self.rejected.errors.clear();
-                let mut valid = self
-                    .processor
-                    .process_into(&self.record, &mut self.row, &mut self.rejected.errors)
-                    .map_err(|error| PipelineError::MapperPlugin {
-                        source_name: self.source_name.clone(),
-                        error,
-                    })?;
-                if !self.cross_row.is_empty() {
-                    let mapped = !self.rejected.errors.iter().any(|e| e.layer == Layer::Mapping);
-                    if mapped {
-                        valid = self.cross_row.check_row(
-                            &self.row,
-                            valid,
-                            self.reader.control_records(),
-                            &mut self.rejected.errors,
-                        );
-                    } else {
-                        self.cross_row.skip_row();
+            match self.reader.read_record(&mut self.record)? {
+                ReadOutcome::End => self.read_all = true,
+                ReadOutcome::Rejected(error) => {
+                    self.rejected.row_number = error.row_number;
+                    self.rejected.original_data = match &self.reader {
+                        // An object record or a fixed-width line that could not be read has no
+                        // columns yet: keep its text.
+                        RecordReader::Json(..)
+                        | RecordReader::Xml(..)
+                        | RecordReader::FixedWidth(_) => error
+                            .cells
+                            .iter()
+                            .map(|text| ("record".to_owned(), Value::String(text.clone())))
+                            .collect(),
+                        _ => original_data(self.reader.columns(), error.cells.iter()),
+                    };
+                    self.rejected.errors.clear();
+                    self.rejected.errors.push(RowError {
+                        layer: Layer::Parse,
+                        field: None,
+                        rule: error.kind.rule().to_owned(),
+                        message: error.kind.message(self.processor.locale),
+                        value: None,
+                    });
+                    if let Some(business) = &mut self.business
+                        && !business.held.is_empty()
+                    {
+                        business.held.push_back(Held::Unreadable(self.rejected.clone()));
+                        continue;
                     }
+                    self.cross_row.skip_row();
+                    return Ok(Some(RowOutcome::Rejected(&self.rejected)));
                 }
-                if valid {
-                    for index in 0..self.plugins.len() {
-                        let checked =
-                            self.plugins[index].check(&self.row, &mut self.rejected.errors);
-                        valid &= checked.map_err(|error| self.plugin_error(error))?;
+                ReadOutcome::Record => {
+                    self.rejected.errors.clear();
+                    let valid = self
+                        .processor
+                        .process_into(&self.record, &mut self.row, &mut self.rejected.errors)
+                        .map_err(|error| PipelineError::MapperPlugin {
+                            source_name: self.source_name.clone(),
+                            error,
+                        })?;
+                    if let Some(business) = &mut self.business {
+                        let ready = business.held.is_empty()
+                            && (!valid || business.rules.is_ready(&self.row));
+                        if !ready {
+                            if valid {
+                                business.rules.register(&self.row);
+                            }
+                            business.held.push_back(Held::Row {
+                                row: self.row.clone(),
+                                errors: std::mem::take(&mut self.rejected.errors),
+                                valid,
+                                cells: self.record.cells().map(str::to_owned).collect(),
+                            });
+                            if business.rules.batch_full() || business.held.len() >= MAX_HELD_ROWS {
+                                self.resolve()?;
+                            }
+                            continue;
+                        }
                     }
+                    if self.finish_row(valid)? {
+                        return Ok(Some(RowOutcome::Valid(&self.row)));
+                    }
+                    self.rejected.row_number = self.record.row_number();
+                    self.rejected.original_data =
+                        original_data(self.reader.columns(), self.record.cells());
+                    return Ok(Some(RowOutcome::Rejected(&self.rejected)));
                 }
-                if valid {
-                    return Ok(Some(RowOutcome::Valid(&self.row)));
-                }
-                self.rejected.row_number = self.record.row_number();
-                self.rejected.original_data =
-                    original_data(self.reader.columns(), self.record.cells());
-                Ok(Some(RowOutcome::Rejected(&self.rejected)))
             }
         }
+    }
+
+    /// Looks up the keys the held rows wait for; every held row can then be released.
+    fn resolve(&mut self) -> Result<(), PipelineError> {
+        let Some(business) = &mut self.business else { return Ok(()) };
+        business.rules.resolve(&mut business.lookup).map_err(|error| {
+            PipelineError::BusinessRule { source_name: self.source_name.clone(), error }
+        })?;
+        business.released = business.held.len();
+        Ok(())
+    }
+
+    /// Finishes a held row whose look-ups are answered.
+    fn release(&mut self, held: Held) -> Result<RowOutcome<'_>, PipelineError> {
+        match held {
+            Held::Unreadable(rejected) => {
+                self.cross_row.skip_row();
+                self.rejected = rejected;
+                Ok(RowOutcome::Rejected(&self.rejected))
+            }
+            Held::Row { row, errors, valid, cells } => {
+                self.row = row;
+                self.rejected.errors = errors;
+                if self.finish_row(valid)? {
+                    return Ok(RowOutcome::Valid(&self.row));
+                }
+                self.rejected.row_number = self.row.row_number();
+                self.rejected.original_data = original_data(self.reader.columns(), cells.iter());
+                Ok(RowOutcome::Rejected(&self.rejected))
+            }
+        }
+    }
+
+    /// Layers 4, 3 and 5 for the row in `self.row`, whose errors so far are in
+    /// `self.rejected.errors` and which passed layers 1 and 2 if `valid`; whether it is valid.
+    fn finish_row(&mut self, mut valid: bool) -> Result<bool, PipelineError> {
+        if valid && let Some(business) = &self.business {
+            valid = business.rules.check(&self.row, &mut self.rejected.errors).map_err(|e| {
+                PipelineError::Internal {
+                    source_name: self.source_name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        }
+        if !self.cross_row.is_empty() {
+            let mapped = !self.rejected.errors.iter().any(|e| e.layer == Layer::Mapping);
+            if mapped {
+                valid = self.cross_row.check_row(
+                    &self.row,
+                    valid,
+                    self.reader.control_records(),
+                    &mut self.rejected.errors,
+                );
+            } else {
+                self.cross_row.skip_row();
+            }
+        }
+        if valid {
+            for index in 0..self.plugins.len() {
+                let checked = self.plugins[index].check(&self.row, &mut self.rejected.errors);
+                valid &= checked.map_err(|error| self.plugin_error(error))?;
+            }
+        }
+        Ok(valid)
     }
 }
 

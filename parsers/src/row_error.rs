@@ -20,6 +20,9 @@ pub enum Layer {
     RowRules,
     /// Layer 3: a rule across the rows of the file (a duplicate of an earlier row).
     CrossRowRules,
+    /// Layer 4: a business rule, a look-up in the target API (a missing club, an inactive
+    /// licence, an already registered person).
+    BusinessRules,
     /// Layer 5: a validation plugin.
     Plugins,
     /// The target API refused the row when it was written (422 field errors, a missing record
@@ -36,6 +39,7 @@ impl Layer {
             Layer::Schema => "schema",
             Layer::RowRules => "row_rules",
             Layer::CrossRowRules => "cross_row_rules",
+            Layer::BusinessRules => "business_rules",
             Layer::Plugins => "plugins",
             Layer::Write => "write",
         }

@@ -4,15 +4,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::business_rules::BusinessRuleConfig;
 use crate::cross_row::CrossRowRuleConfig;
 use crate::plugin::PluginConfig;
 use crate::rules::RowRuleConfig;
 
 /// The five-layer validation of a template, as written in its `validation` object.
 ///
-/// Layers 1 (`schema`), 2 (`row_rules`), 3 (`cross_row_rules`) and 5 (`plugins`) run today.
-/// Layer 4 (`business_rules`) is accepted in a template so that it can be stored, but a run of a
-/// template that uses it fails with "not supported yet" rather than skipping it silently.
+/// Per row, the layers run in order: 1 (`schema`) and 2 (`row_rules`), then 4
+/// (`business_rules`, look-ups in the target API, for rows that passed 1 and 2), then 3
+/// (`cross_row_rules`, which keep state across the file) and 5 (`plugins`, for rows that passed
+/// everything else). Every error names its layer.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidationConfig {
@@ -29,9 +31,12 @@ pub struct ValidationConfig {
     /// record), `control_field`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_row_rules: Vec<CrossRowRuleConfig>,
-    /// Layer 4: read-only look-ups in the target API. Not supported yet.
+    /// Layer 4: read-only look-ups in the target API for each row that passed layers 1 and 2:
+    /// `exists` (a record matching `where` must exist, optionally passing `compare`) and
+    /// `not_exists` (none may). Look-ups are batched (`$in`, up to 100 keys per request) and
+    /// cached per run; an API failure fails the run and never rejects a row.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub business_rules: Vec<Value>,
+    pub business_rules: Vec<BusinessRuleConfig>,
     /// Layer 5: validation plugins, executables from the plugin directory that answer each row
     /// that passed layers 1–3 with its errors (see the README for the JSON-lines protocol).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

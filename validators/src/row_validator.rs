@@ -44,6 +44,16 @@ pub enum ValidationConfigError {
         /// What is wrong with it.
         source: crate::cross_row::CrossRowConfigError,
     },
+    /// A business rule is wrong (its options, or a row field the mapped rows do not have).
+    #[error("{problem}")]
+    BusinessRule {
+        /// The rule's position in `business_rules`.
+        index: usize,
+        /// Where in the rule, as a JSON pointer relative to it (`/where`, `/compare/0/value`).
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A validation plugin's config is wrong.
     #[error("{problem}")]
     Plugin {
@@ -60,6 +70,12 @@ pub enum ValidationConfigError {
     ZeroErrorCap,
 }
 
+impl From<crate::business_rules::BusinessRuleFieldError> for ValidationConfigError {
+    fn from(error: crate::business_rules::BusinessRuleFieldError) -> Self {
+        Self::BusinessRule { index: error.index, path: error.path, problem: error.problem }
+    }
+}
+
 impl ValidationConfigError {
     /// Where in the `validation` object the problem is, as a JSON pointer relative to it.
     pub fn path(&self) -> String {
@@ -69,6 +85,7 @@ impl ValidationConfigError {
                 format!("/row_rules/{index}")
             }
             Self::CrossRow { index, .. } => format!("/cross_row_rules/{index}"),
+            Self::BusinessRule { index, path, .. } => format!("/business_rules/{index}{path}"),
             Self::Plugin { index, .. } => format!("/plugins/{index}"),
             Self::NotSupportedYet(layer) => format!("/{layer}"),
             Self::ZeroErrorCap => "/max_errors_per_row".to_owned(),
@@ -78,8 +95,9 @@ impl ValidationConfigError {
 
 impl ValidationConfig {
     /// Compiles what can be compiled without knowing the rows (the schema, each rule) and reports
-    /// every problem at once. Layers not implemented yet are valid here and refused by
-    /// [`RowValidator::build`], so a template using them can be stored but not run.
+    /// every problem at once. (That the fields rules name exist is checked by
+    /// [`RowValidator::build`] and [`BusinessRules::build`](crate::BusinessRules::build), which
+    /// know the mapped rows.)
     pub fn validate(&self) -> Vec<ValidationConfigError> {
         let mut problems = Vec::new();
         if let Some(schema) = &self.schema
@@ -95,6 +113,12 @@ impl ValidationConfig {
         for (index, source) in CrossRowValidator::validate(&self.cross_row_rules) {
             problems.push(ValidationConfigError::CrossRow { index, source });
         }
+        for (index, rule) in self.business_rules.iter().enumerate() {
+            for problem in rule.problems() {
+                let (path, problem) = (problem.path, problem.problem);
+                problems.push(ValidationConfigError::BusinessRule { index, path, problem });
+            }
+        }
         for (index, plugin) in self.plugins.iter().enumerate() {
             for problem in plugin.problems() {
                 problems.push(ValidationConfigError::Plugin { index, problem });
@@ -108,7 +132,8 @@ impl ValidationConfig {
 }
 
 /// Validation layers 1 and 2, compiled for rows of one shape (layer 3, which keeps state across
-/// a file, is [`CrossRowValidator`]).
+/// a file, is [`CrossRowValidator`]; layer 4, which looks rows up in the API, is
+/// [`BusinessRules`](crate::BusinessRules)).
 #[derive(Debug, Clone)]
 pub struct RowValidator {
     schema: Option<SchemaLayer>,
@@ -125,11 +150,6 @@ impl RowValidator {
         locale: Locale,
     ) -> Result<Self, Vec<ValidationConfigError>> {
         let mut problems = config.validate();
-        for (layer, entries) in [("business_rules", &config.business_rules)] {
-            if !entries.is_empty() {
-                problems.push(ValidationConfigError::NotSupportedYet(layer));
-            }
-        }
         let schema = config.schema.as_ref().and_then(|schema| SchemaLayer::build(schema).ok());
         let mut rules = Vec::with_capacity(config.row_rules.len());
         for (index, rule_config) in config.row_rules.iter().enumerate() {

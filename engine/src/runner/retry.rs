@@ -7,9 +7,11 @@
 //!    `original_data` (a number or boolean the operator typed is taken as its text, `null` as an
 //!    empty cell). It becomes a [`Record`] with the file's row number, its keys are the columns.
 //! 2. **Map and validate** with the record's template ([`RowProcessor`], the compiled mapping and
-//!    validation [`FilePipeline`](crate::pipeline::FilePipeline) runs on every row of a file). A
-//!    template that cannot run on these columns (a column the mapping needs is missing) is a
-//!    row error too: the correction has to supply it.
+//!    validation [`FilePipeline`](crate::pipeline::FilePipeline) runs on every row of a file),
+//!    then its business rules (looked up in the platform through the job's client; a look-up
+//!    the platform does not answer leaves the record `corrected`, reported as not written) and
+//!    its plugins. A template that cannot run on these columns (a column the mapping needs is
+//!    missing) is a row error too: the correction has to supply it.
 //! 3. **Write** the valid row through a [`RowWriter`] with the template's write settings. Its run
 //!    key is derived from the record's id and its revision (which changes with every correction),
 //!    so trying the same correction again — a re-delivered job, a crash between the write and the
@@ -39,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use super::stored::{StoredTemplateError, stored_template};
 use super::tally::{errors_json, row_key};
 use super::template_key;
+use crate::business_rules::find_records;
 use crate::import::writer_config;
 use crate::m2m::ApiClient;
 use crate::m2m::writer::{RowWriteOutcome, RowWriter, ValidRow, run_key};
@@ -234,9 +237,11 @@ async fn retry_one(job: &RecordsRetry<'_>, id: &str) -> Result<RetryOutcome, Sto
     }
 
     let row_number = record.body.row_number;
-    let row = match map_and_validate(template, row_number, cells) {
-        Ok(row) => row,
-        Err(errors) => return back_to_pending(job, &record, errors).await,
+    let row = match map_and_validate(template, row_number, cells, &job.client).await {
+        Checked::Valid(row) => row,
+        Checked::Invalid(errors) => return back_to_pending(job, &record, errors).await,
+        // Not the data's fault: the record stays corrected, to be retried later.
+        Checked::LookupFailed(reason) => return Ok(RetryOutcome::NotWritten { reason }),
     };
 
     let key =
@@ -275,12 +280,73 @@ async fn retry_one(job: &RecordsRetry<'_>, id: &str) -> Result<RetryOutcome, Sto
     mark_retried(job, &record, outcome).await
 }
 
-/// The corrected row through the template's mapping and validation.
-fn map_and_validate(
+/// What validation made of a corrected row.
+enum Checked {
+    /// Valid: the mapped row to write.
+    Valid(Map<String, Value>),
+    /// Refused, with every error.
+    Invalid(Vec<RowError>),
+    /// A business rule's look-up in the target API failed; nothing is known about the row.
+    LookupFailed(String),
+}
+
+/// The corrected row through the template's mapping and validation: layers 1 and 2, then the
+/// business rules (looked up through `client`), then the plugins.
+async fn map_and_validate(
     template: &Template,
     row_number: u64,
     cells: &Map<String, Value>,
-) -> Result<Map<String, Value>, Vec<RowError>> {
+    client: &ApiClient,
+) -> Checked {
+    match map_and_check(template, row_number, cells) {
+        Ok((processor, row)) => {
+            match business_rule_errors(template, &processor, &row, client).await {
+                Ok(errors) if errors.is_empty() => {}
+                Ok(errors) => return Checked::Invalid(errors),
+                Err(reason) => return Checked::LookupFailed(reason),
+            }
+            let plugin_dir = intake_validators::plugin::plugin_dir();
+            match plugin_errors(template, &row, processor.locale(), &plugin_dir) {
+                Ok(()) => Checked::Valid(row.to_object()),
+                Err(errors) => Checked::Invalid(errors),
+            }
+        }
+        Err(errors) => Checked::Invalid(errors),
+    }
+}
+
+/// Validation layer 4 for one corrected row: its look-ups (no cache: one row), its errors.
+async fn business_rule_errors(
+    template: &Template,
+    processor: &RowProcessor,
+    row: &intake_parsers::Row,
+    client: &ApiClient,
+) -> Result<Vec<RowError>, String> {
+    if template.validation.business_rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rules = processor.business_rules(template).map_err(|problems| {
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        format!("the template's business rules cannot run: {}", problems.join("; "))
+    })?;
+    rules.register(row);
+    for request in rules.take_requests() {
+        let (records, _) = find_records(client, &request)
+            .await
+            .map_err(|e| request.failed(e.to_string()).to_string())?;
+        rules.complete(&request, &records);
+    }
+    let mut errors = Vec::new();
+    rules.check(row, &mut errors).map_err(|e| e.to_string())?;
+    Ok(errors)
+}
+
+/// Mapping and layers 1 and 2 of the corrected row: the processor and the row.
+fn map_and_check(
+    template: &Template,
+    row_number: u64,
+    cells: &Map<String, Value>,
+) -> Result<(RowProcessor, intake_parsers::Row), Vec<RowError>> {
     let columns: Vec<String> = cells.keys().cloned().collect();
     let record = Record::from_cells(row_number, cells.values().map(cell_text));
     let processor = RowProcessor::from_template(template, &columns).map_err(|problems| {
@@ -299,9 +365,7 @@ fn map_and_validate(
             .collect::<Vec<_>>()
     })?;
     let row = processor.process(&record)?;
-    let plugin_dir = intake_validators::plugin::plugin_dir();
-    plugin_errors(template, &row, processor.locale(), &plugin_dir)?;
-    Ok(row.to_object())
+    Ok((processor, row))
 }
 
 /// Validation layer 5 for one corrected row: each plugin is started, asked and stopped. A plugin

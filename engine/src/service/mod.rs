@@ -78,7 +78,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::SourceHealth;
-use crate::import::{required_scopes, writer_config};
+use crate::import::template_scopes;
 use crate::jobs::{
     ImportFile, ImportUpload, JobError, JobQueue, JobQueueError, RetryRejectedRecords, Workers,
 };
@@ -630,8 +630,7 @@ fn build_client<'a>(
         .map_err(|e| format!("platform.key_credential: {e}"))?;
     let base = url::Url::parse(&platform.url).map_err(|e| format!("platform.url: {e}"))?;
     let token_url = base.join("auth/token").map_err(|e| format!("platform.url: {e}"))?;
-    let mut scopes: Vec<String> =
-        templates.flat_map(|t| required_scopes(&writer_config(t, String::new()))).collect();
+    let mut scopes: Vec<String> = templates.flat_map(template_scopes).collect();
     scopes.sort();
     scopes.dedup();
     let mut client_config = ClientConfig::new(base);

@@ -15,6 +15,7 @@ use intake_parsers::fixed_width::{FixedColumn, FixedWidthOptions, Layout, PostTy
 use intake_parsers::json::{JsonMode, JsonOptions};
 use intake_parsers::object_record::ObjectColumns;
 use intake_parsers::xml::XmlOptions;
+use intake_validators::business_rules::BusinessRuleConfig;
 use intake_validators::rules::RowRuleConfig;
 use serde_json::Value;
 use thiserror::Error;
@@ -149,6 +150,9 @@ fn tagged_entry_problem(document: &Value, pointer: &str) -> Option<TemplateProbl
     let error = match segments.as_slice() {
         ["", "validation", "row_rules", _] => {
             serde_path_to_error::deserialize::<_, RowRuleConfig>(entry).err()
+        }
+        ["", "validation", "business_rules", _] => {
+            serde_path_to_error::deserialize::<_, BusinessRuleConfig>(entry).err()
         }
         ["", "mapping", _] => serde_path_to_error::deserialize::<_, MapperConfig>(entry).err(),
         ["", "field_mapping", _] | ["", "mapping", _, "config", "fields", _] => {

@@ -551,9 +551,6 @@ impl Template {
                 );
             }
         }
-        if !self.validation.business_rules.is_empty() {
-            add("/validation/business_rules", "validation layer 'business_rules'".to_owned());
-        }
         found
     }
 }

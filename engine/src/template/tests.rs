@@ -151,12 +151,11 @@ fn settings_of_later_releases_load_but_are_listed_as_unsupported() {
         "mapping": [
             {"type": "field_mapping", "config": {"fields": [{"source": "a", "target": "a"}]}},
             {"type": "xslt", "config": {"stylesheet": "members.xsl"}}
-        ],
-        "validation": {"business_rules": [{"type": "exists", "resource": "clubs"}]}
+        ]
     }))
     .expect("a template using later settings is still valid");
     let unsupported = template.unsupported();
-    assert_eq!(paths(&unsupported), vec!["/mapping/1", "/validation/business_rules"]);
+    assert_eq!(paths(&unsupported), vec!["/mapping/1"]);
     assert!(unsupported.iter().all(|p| p.message.starts_with("not supported yet: ")));
 }
 
