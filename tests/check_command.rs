@@ -542,6 +542,46 @@ fn a_bgmax_file_with_a_wrong_control_total_fails_its_cross_row_rules() {
 }
 
 #[test]
+fn a_bgmax_start_record_must_be_written_on_the_date_in_the_files_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(fixture("bgmax/template.json")).expect("template");
+    let mut template: Value = serde_json::from_str(&text).expect("json");
+    template["validation"]["cross_row_rules"]
+        .as_array_mut()
+        .expect("rules")
+        .push(serde_json::json!({"type": "control_field", "control_record": "start",
+                           "field": "written_at", "equals_file_name": "^BGMAX_(\\d{8})\\."}));
+    let template_path = dir.path().join("template.json");
+    std::fs::write(&template_path, template.to_string()).expect("write");
+    let check = |name: &str| {
+        let file = dir.path().join(name);
+        std::fs::copy(fixture("bgmax/bgmax-ok.txt"), &file).expect("copy");
+        let output = intake(&[
+            "check",
+            "--template",
+            &template_path.display().to_string(),
+            &file.display().to_string(),
+            "--format",
+            "json",
+        ]);
+        let (_, summary) = json_report(&output);
+        (output.status.code(), summary)
+    };
+    // The start record says it was written 2026-11-23 06:30.
+    let (code, summary) = check("BGMAX_20261123.txt");
+    assert_eq!(code, Some(0), "{summary}");
+    let (code, summary) = check("BGMAX_20261124.txt");
+    assert_eq!(code, Some(1), "{summary}");
+    let failure = &summary["file_failures"][0];
+    assert_eq!(
+        (failure["rule"].as_str(), failure["row_number"].as_u64()),
+        (Some("control_field"), Some(1))
+    );
+    let message = failure["message"].as_str().unwrap_or("");
+    assert!(message.contains("to begin with '20261124' (from the file's name)"), "{message}");
+}
+
+#[test]
 fn fixed_width_lines_that_do_not_fit_are_rejected_with_their_line_numbers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let template = dir.path().join("template.json");

@@ -9,7 +9,13 @@ use common::SandboxProcess;
 use serde_json::Value;
 
 fn import(sandbox: &SandboxProcess, template: &str, file: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_intake"))
+    import_command(sandbox, template, file).output().expect("intake import runs")
+}
+
+/// `intake import` of `file` with `template` into the sandbox, as the demo integration.
+fn import_command(sandbox: &SandboxProcess, template: &str, file: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_intake"));
+    command
         .args([
             "import",
             "--template",
@@ -26,9 +32,8 @@ fn import(sandbox: &SandboxProcess, template: &str, file: &str) -> Output {
             "json",
             file,
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("intake import runs")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
 }
 
 fn summary(output: &Output) -> Value {
@@ -116,4 +121,26 @@ fn the_templates_tenant_is_sent_and_a_foreign_one_fails_the_run() {
     assert_eq!(report["write"]["created"], 0);
     let failure = report["write"]["failure"].as_str().unwrap_or_default();
     assert!(failure.contains("403") || failure.to_lowercase().contains("tenant"), "{failure}");
+}
+
+#[test]
+fn rows_reshaped_by_jq_and_plugin_mappers_are_written_to_the_platform() {
+    let sandbox = SandboxProcess::start();
+    let output = import_command(
+        &sandbox,
+        "fixtures/jq-members/template.json",
+        "fixtures/jq-members/members.csv",
+    )
+    .env("INTAKE_PLUGIN_DIR", "fixtures/plugins")
+    .output()
+    .expect("intake import runs");
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = summary(&output);
+    assert_eq!(
+        (report["check"]["valid"].as_u64(), report["check"]["rejected"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(report["write"]["created"], 2);
+    assert_eq!(report["write"]["failure"], Value::Null);
+    assert_eq!(sandbox.total("players"), 2);
 }

@@ -593,7 +593,8 @@ impl<R: Read> FilePipeline<R> {
                     })
                     .collect(),
             )
-        })?;
+        })?
+        .for_file(source_name);
         // Compiled even when skipped, so that a rule naming a field the rows lack is reported.
         let rules = if has_rules {
             Some(processor.business_rules(template).map_err(template_error)?)

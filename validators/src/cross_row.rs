@@ -106,6 +106,12 @@ pub struct ControlFieldRuleConfig {
     /// A regular expression the field must match (anchor it with `^…$` for the whole value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    /// A regular expression with one capture group, applied to the file's name (without its
+    /// folder): the field must begin with what the group captures (so a date in the name checks
+    /// a date or a timestamp in the record). `"BGMAX_(\\d{8})"` checks that the BGMax start
+    /// record was written on the date in the file's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals_file_name: Option<String>,
     /// Whether the file must have at least one such record (default true).
     #[serde(default = "yes")]
     pub required: bool,
@@ -313,10 +319,23 @@ impl Accumulator {
 
 #[derive(Debug)]
 enum Compiled {
-    Unique { positions: Vec<usize>, fields: Vec<String>, seen: HashMap<u128, u64> },
-    Count { min: Option<u64>, max: Option<u64>, filter: Filter, count: u64 },
+    Unique {
+        positions: Vec<usize>,
+        fields: Vec<String>,
+        seen: HashMap<u128, u64>,
+    },
+    Count {
+        min: Option<u64>,
+        max: Option<u64>,
+        filter: Filter,
+        count: u64,
+    },
     Aggregate(Box<AggregateState>),
-    ControlField { config: ControlFieldRuleConfig, pattern: Option<Regex> },
+    ControlField {
+        config: ControlFieldRuleConfig,
+        pattern: Option<Regex>,
+        file_name: Option<Regex>,
+    },
 }
 
 #[derive(Debug)]
@@ -341,6 +360,8 @@ struct AggregateState {
 pub struct CrossRowValidator {
     rules: Vec<Compiled>,
     locale: Locale,
+    /// The file's name without its folder, for `equals_file_name`.
+    file_name: String,
     /// Rows that could not be mapped, so no rule saw them.
     unseen_rows: u64,
 }
@@ -371,7 +392,19 @@ impl CrossRowValidator {
                 Err(problem) => problems.push((index, problem)),
             }
         }
-        if problems.is_empty() { Ok(Self { rules, locale, unseen_rows: 0 }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Self { rules, locale, file_name: String::new(), unseen_rows: 0 })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The same rules for the file `source_name` (a path or a name; `equals_file_name` reads
+    /// its last part).
+    pub fn for_file(mut self, source_name: &str) -> Self {
+        let name = source_name.rsplit(['/', '\\']).next().unwrap_or(source_name);
+        self.file_name = name.to_owned();
+        self
     }
 
     /// Whether there are no rules (nothing to do per row).
@@ -464,7 +497,21 @@ impl CrossRowValidator {
                         fail(state.function.as_str(), message, row_number);
                     }
                 }
-                Compiled::ControlField { config, pattern } => {
+                Compiled::ControlField { config, pattern, file_name } => {
+                    let from_name = match file_name {
+                        None => None,
+                        Some(regex) => match regex
+                            .captures(&self.file_name)
+                            .and_then(|captures| captures.get(1))
+                        {
+                            Some(found) => Some(found.as_str()),
+                            None => {
+                                let message = file_name_message(locale, &self.file_name, regex);
+                                fail("control_field", message, None);
+                                continue;
+                            }
+                        },
+                    };
                     let records: Vec<&ControlRecord> =
                         control.iter().filter(|c| c.post_type == config.control_record).collect();
                     if records.is_empty() && config.required {
@@ -481,10 +528,12 @@ impl CrossRowValidator {
                             Some(text) => {
                                 config.equals.as_deref().is_none_or(|e| e == text)
                                     && pattern.as_ref().is_none_or(|p| p.is_match(text))
+                                    && from_name.is_none_or(|n| text.starts_with(n))
                             }
                         };
                         if !ok {
-                            let message = control_field_message(locale, config, record, text);
+                            let message =
+                                control_field_message(locale, config, record, text, from_name);
                             fail("control_field", message, Some(record.row_number));
                         }
                     }
@@ -590,16 +639,38 @@ fn compile(
             }))
         }
         CrossRowRuleConfig::ControlField(control) => {
-            if control.equals.is_none() && control.pattern.is_none() {
-                return Err(invalid("control_field needs `equals`, `pattern` or both"));
+            if control.equals.is_none()
+                && control.pattern.is_none()
+                && control.equals_file_name.is_none()
+            {
+                return Err(invalid(
+                    "control_field needs `equals`, `pattern` or `equals_file_name` (or several)",
+                ));
             }
+            let file_name = match &control.equals_file_name {
+                None => None,
+                Some(pattern) => {
+                    let regex = Regex::new(pattern).map_err(|e| {
+                        CrossRowConfigError::Invalid(format!(
+                            "`equals_file_name` is not a valid regex: {e}"
+                        ))
+                    })?;
+                    if regex.captures_len() != 2 {
+                        return Err(invalid(
+                            "`equals_file_name` needs exactly one capture group, `(…)`: the part \
+                             of the file's name the field must equal",
+                        ));
+                    }
+                    Some(regex)
+                }
+            };
             let pattern = match &control.pattern {
                 None => None,
                 Some(pattern) => Some(Regex::new(pattern).map_err(|e| {
                     CrossRowConfigError::Invalid(format!("`pattern` is not a valid regex: {e}"))
                 })?),
             };
-            Compiled::ControlField { config: control.clone(), pattern }
+            Compiled::ControlField { config: control.clone(), pattern, file_name }
         }
     })
 }
@@ -911,12 +982,25 @@ fn control_field_message(
     config: &ControlFieldRuleConfig,
     record: &ControlRecord,
     text: Option<&str>,
+    from_name: Option<&str>,
 ) -> String {
-    let wanted = match (&config.equals, &config.pattern) {
-        (Some(equals), _) => format!("'{equals}'"),
-        (None, Some(pattern)) => format!("/{pattern}/"),
-        (None, None) => String::new(),
-    };
+    let mut wanted = Vec::new();
+    if let Some(equals) = &config.equals {
+        wanted.push(format!("'{equals}'"));
+    }
+    if let Some(pattern) = &config.pattern {
+        wanted.push(format!("/{pattern}/"));
+    }
+    if let Some(from_name) = from_name {
+        wanted.push(match locale {
+            Locale::Sv => format!("att det börjar med '{from_name}' (ur filens namn)"),
+            Locale::En => format!("it to begin with '{from_name}' (from the file's name)"),
+        });
+    }
+    let wanted = wanted.join(match locale {
+        Locale::Sv => " och ",
+        Locale::En => " and ",
+    });
     let text = text.unwrap_or("");
     match locale {
         Locale::Sv => format!(
@@ -926,6 +1010,18 @@ fn control_field_message(
         Locale::En => format!(
             "the field {} of the {} record on line {} is '{text}'; the template wants {wanted}",
             config.field, record.post_type, record.row_number
+        ),
+    }
+}
+
+fn file_name_message(locale: Locale, file_name: &str, regex: &Regex) -> String {
+    match locale {
+        Locale::Sv => format!(
+            "filens namn '{file_name}' matchar inte /{regex}/, så fältet kan inte jämföras med det"
+        ),
+        Locale::En => format!(
+            "the file's name '{file_name}' does not match /{regex}/, so the field cannot be \
+             compared with it"
         ),
     }
 }
@@ -1168,5 +1264,41 @@ mod tests {
             CrossRowValidator::build(&configs, &shape(), Locale::Sv).expect("builds");
         let failures = validator.finish(&[]);
         assert!(failures[0].message.starts_with("filen har 0 rader"), "{}", failures[0].message);
+    }
+
+    #[test]
+    fn a_header_field_is_checked_against_the_files_name() {
+        let control = [ControlRecord {
+            post_type: "start".to_owned(),
+            role: intake_parsers::fixed_width::PostRole::Header,
+            row_number: 1,
+            fields: serde_json::from_value(json!({"written_at": "20261123063012"}))
+                .expect("fields"),
+        }];
+        let rules = json!([{"type": "control_field", "control_record": "start",
+                            "field": "written_at", "equals_file_name": "BGMAX_(\\d{8})"}]);
+        let shape = RowShape::new(["a"]);
+        let configs: Vec<CrossRowRuleConfig> = serde_json::from_value(rules).expect("rules");
+        let verdict = |file: &str| {
+            let mut validator = CrossRowValidator::build(&configs, &shape, Locale::En)
+                .expect("builds")
+                .for_file(file);
+            validator.finish(&control).into_iter().map(|f| f.message).collect::<Vec<_>>()
+        };
+        assert!(verdict("/inbox/BGMAX_20261123.txt").is_empty());
+        assert_eq!(
+            verdict("BGMAX_20261124.txt"),
+            ["the field written_at of the start record on line 1 is '20261123063012'; the \
+              template wants it to begin with '20261124' (from the file's name)"]
+        );
+        assert_eq!(
+            verdict("payments.txt"),
+            ["the file's name 'payments.txt' does not match /BGMAX_(\\d{8})/, so the field \
+              cannot be compared with it"]
+        );
+        let no_group: Vec<CrossRowRuleConfig> = serde_json::from_value(json!([{"type":
+            "control_field", "control_record": "start", "field": "x", "equals_file_name": "\\d+"}]))
+        .expect("rules");
+        assert!(CrossRowValidator::build(&no_group, &shape, Locale::En).is_err());
     }
 }
