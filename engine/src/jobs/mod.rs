@@ -37,6 +37,10 @@
 //! - **Explicit lifecycle**: [`Workers::run`] runs until its cancellation token fires, then takes
 //!   no new job, lets the in-flight ones finish (a retry backoff in progress is cut short and the
 //!   job handed back), returns jobs it had fetched but not started to the queue, and returns.
+//!   apalis 1.0 refuses every call once it is shutting down, a retry's too, so a retry cut short
+//!   by the stop is let through to its handler (which hands the job back at once) before apalis
+//!   is told to stop, waiting at most 5 s; no retry starts after that. Without this, one stop in
+//!   five waited for ever (`a_job_still_waiting_or_that_succeeded_is_not_given_up` hung).
 //!
 //! Known limit (apalis 1.0): once shutdown begins, apalis stops driving the backend's own database
 //! writes until the running jobs finish. A fetch or heartbeat transaction caught half-way then holds

@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{
@@ -191,15 +193,18 @@ async fn serve<J: Job>(
     )
     .map_err(|e| JobQueueError::Config(e.to_string()))?
     .make_backoff();
-    let backoff = StoppableBackoff { inner: backoff, stop: stop.clone() };
+    let retrying = Arc::new(AtomicUsize::new(0));
+    let backoff =
+        StoppableBackoff { inner: backoff, stop: stop.clone(), retrying: retrying.clone() };
     let policy = RetryPolicy::retries(config.max_attempts.saturating_sub(1))
         .with_backoff(backoff)
-        .retry_if(is_retryable);
+        .retry_if(retryable_until(stop.clone()));
 
     let context = LaneContext {
         handler: lane.handler,
         max_attempts: config.max_attempts,
         stop: stop.clone(),
+        retrying: retrying.clone(),
     };
     let name = format!("{}-{}", J::QUEUE, ulid::Ulid::generate());
     let worker = WorkerBuilder::new(name)
@@ -211,17 +216,29 @@ async fn serve<J: Job>(
     worker
         .run_until(async move {
             stop.cancelled().await;
+            // apalis refuses new calls once it is shutting down, retries included: a retry whose
+            // backoff the stop just cut short would then wait for ever. Let such retries reach
+            // their handler (which hands the job back at once) before apalis is told to stop.
+            let deadline = tokio::time::Instant::now() + RETRY_HAND_BACK_GRACE;
+            while retrying.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             Ok::<(), WorkerError>(())
         })
         .await
         .map_err(|e| JobQueueError::Worker { queue: J::QUEUE, reason: e.to_string() })
 }
 
+/// How long a stopping lane waits for retries cut short by the stop to reach their handler.
+const RETRY_HAND_BACK_GRACE: Duration = Duration::from_secs(5);
+
 /// What [`run_job`] needs besides the payload.
 struct LaneContext<J> {
     handler: DynHandler<J>,
     max_attempts: usize,
     stop: CancellationToken,
+    /// Retries between their backoff's start and their attempt's start.
+    retrying: Arc<AtomicUsize>,
 }
 
 impl<J> Clone for LaneContext<J> {
@@ -230,6 +247,7 @@ impl<J> Clone for LaneContext<J> {
             handler: self.handler.clone(),
             max_attempts: self.max_attempts,
             stop: self.stop.clone(),
+            retrying: self.retrying.clone(),
         }
     }
 }
@@ -241,6 +259,12 @@ async fn run_job<J: Job>(
     context: Data<LaneContext<J>>,
 ) -> Result<(), BoxDynError> {
     let attempt = attempt.current();
+    if attempt > 1 {
+        // A retry has reached its attempt (a job re-fetched after a crash may arrive here too:
+        // the count never goes below zero, which only ends a stopping lane's wait sooner).
+        let _ =
+            context.retrying.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
     if attempt > context.max_attempts {
         // The earlier attempts ended without a result: their workers died (or this job kills them).
         return Err(abort(JobError::permanent(format!(
@@ -267,6 +291,14 @@ fn is_retryable(error: &BoxDynError) -> bool {
     error.downcast_ref::<JobError>().is_some_and(JobError::is_retryable)
 }
 
+/// [`is_retryable`], and only until the lane is stopping: a failure then ends the attempt chain,
+/// and the job, failed with attempts left, waits in the queue for the next worker.
+fn retryable_until(
+    stop: CancellationToken,
+) -> impl Fn(&BoxDynError) -> bool + Clone + Send + Sync + 'static {
+    move |error| !stop.is_cancelled() && is_retryable(error)
+}
+
 /// A permanent failure: apalis marks an [`AbortError`] `Killed` and never retries it.
 fn abort(error: JobError) -> BoxDynError {
     Box::new(AbortError::new(error))
@@ -278,12 +310,15 @@ fn abort(error: JobError) -> BoxDynError {
 struct StoppableBackoff {
     inner: ExponentialBackoff,
     stop: CancellationToken,
+    /// Counts the retries under way, see [`LaneContext::retrying`].
+    retrying: Arc<AtomicUsize>,
 }
 
 impl Backoff for StoppableBackoff {
     type Future = BoxFuture<()>;
 
     fn next_backoff(&mut self) -> Self::Future {
+        self.retrying.fetch_add(1, Ordering::SeqCst);
         let delay = self.inner.next_backoff();
         let stop = self.stop.clone();
         Box::pin(async move {
