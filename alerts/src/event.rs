@@ -115,25 +115,6 @@ impl AlertEvent {
     }
 }
 
-/// Delivers `event` to the `log` channel: one structured tracing record (`event`, `severity`,
-/// `subject`, `tags`) at a level matching the severity. Events no routing rule matches go here.
-pub fn log_event(event: &AlertEvent) {
-    let tags = serde_json::to_string(&event.tags).unwrap_or_default();
-    let subject = event.subject.as_deref().unwrap_or("");
-    let (kind, severity) = (event.event_type.as_str(), event.severity.as_str());
-    match event.severity {
-        Severity::Info => {
-            tracing::info!(event = kind, severity, subject, tags, "{}", event.summary)
-        }
-        Severity::Warning => {
-            tracing::warn!(event = kind, severity, subject, tags, "{}", event.summary)
-        }
-        Severity::Error | Severity::Critical => {
-            tracing::error!(event = kind, severity, subject, tags, "{}", event.summary)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,22 @@
 //! intake-alerts: telling people when something needs them.
 //!
-//! Today it owns the [`AlertEvent`] the engine raises and the `log` channel ([`log_event`]).
-//! Routing rules, the email, Slack, Teams, PagerDuty and webhook channels, rate limits, quiet
-//! hours and SLA schedules come with the alerts issue. It depends on no other workspace crate.
+//! It owns the [`AlertEvent`] the engine raises, the routing of events to channels by the
+//! tenant's `/alert-routing-rules` ([`routing`]), and the channels of `/alert-channels`
+//! ([`channels`]): `log` and `webhook` deliver; `email`, `slack`, `teams` and `pagerduty` parse
+//! but refuse to deliver ("not supported yet"). Rate limits, quiet hours, message templates and
+//! SLA schedules come with later slices of the alerts issue.
+//!
+//! What it is not: it fetches nothing from the platform (the caller passes the tenant's rules and
+//! channels) and resolves no credential itself (the caller passes a [`SecretResolver`]). It
+//! depends on no other workspace crate.
 
+pub mod channels;
 pub mod event;
+pub mod routing;
+pub mod secret;
 
-pub use event::{AlertEvent, EventType, Severity, log_event};
+pub use channels::log::log_event;
+pub use channels::{AlertChannel, Channel, ChannelConfig, ChannelType, DeliveryError};
+pub use event::{AlertEvent, EventType, Severity};
+pub use routing::{AlertRoutingRule, ChannelId, Route, route};
+pub use secret::{ChannelSecret, SecretError, SecretResolver};
