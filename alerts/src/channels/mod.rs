@@ -12,8 +12,8 @@
 //! and `pagerduty` parse (their `config` is kept as given) but delivering to them is a
 //! [`DeliveryError::NotSupported`] error, never a silent no-op.
 //!
-//! Not here yet: rate limits (`max_alerts_per_5min`), quiet hours and message templates; the
-//! fields parse and are kept.
+//! Rate limits (`max_alerts_per_5min`), de-duplication and quiet hours are decided per channel
+//! by [`crate::throttle::ChannelGate`]; message templates are not here yet.
 
 pub mod log;
 pub mod webhook;
@@ -120,16 +120,17 @@ pub struct AlertChannel {
     /// Whether this channel accepts alerts.
     #[serde(default = "active_by_default")]
     pub is_active: bool,
-    /// Maximum alerts dispatched to this channel per 5-minute window (not enforced yet).
+    /// Maximum alerts dispatched to this channel per 5-minute window (see [`crate::throttle`]).
     #[serde(default = "default_max_alerts_per_5min")]
     pub max_alerts_per_5min: u32,
-    /// Start of quiet period in HH:MM format, e.g. '22:00' (not enforced yet).
+    /// Start of quiet period in HH:MM format, e.g. '22:00', in the tenant's time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet_hours_start: Option<String>,
-    /// End of quiet period in HH:MM format, e.g. '07:00' (not enforced yet).
+    /// End of quiet period in HH:MM format, e.g. '07:00'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet_hours_end: Option<String>,
-    /// During quiet hours, only alerts at or above this severity are sent (not enforced yet).
+    /// During quiet hours, only alerts at or above this severity are sent; the rest wait
+    /// for one digest when they end.
     #[serde(default = "default_quiet_hours_severity_override")]
     pub quiet_hours_severity_override: Severity,
 }
