@@ -20,16 +20,16 @@
 //! - `fields` works as for the jq mapper: the fields the answer may have, in order (default: the
 //!   fields the rows came in with); any other field rejects the row, naming it.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use intake_parsers::Locale;
 use intake_parsers::line_process::{
     AnswerError, LineProcess, PLUGIN_DIR_VAR, plugin_dir, plugin_name_problem, stderr_suffix,
 };
+use intake_parsers::plugin_registry::PluginRegistry;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -110,29 +110,14 @@ pub trait MapperPlugin: Send + Sync {
 /// Builds a [`MapperPlugin`] from its `options`, or says what is wrong with them.
 pub type MapperPluginFactory = fn(&Value) -> Result<Box<dyn MapperPlugin>, String>;
 
-fn registry() -> &'static Mutex<BTreeMap<String, MapperPluginFactory>> {
-    static REGISTRY: OnceLock<Mutex<BTreeMap<String, MapperPluginFactory>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let mut plugins = BTreeMap::new();
-        plugins.insert(
-            "normalize_personnummer".to_owned(),
-            crate::personnummer::factory as MapperPluginFactory,
-        );
-        Mutex::new(plugins)
-    })
-}
+static REGISTRY: PluginRegistry<MapperPluginFactory> = PluginRegistry::new(|| {
+    vec![("normalize_personnummer", crate::personnummer::factory as MapperPluginFactory)]
+});
 
 /// Registers a compiled-in mapper plugin under `name` (replacing one of the same name), for
 /// programs that embed intake's engine with their own plugins.
 pub fn register_mapper_plugin(name: &str, factory: MapperPluginFactory) {
-    if let Ok(mut plugins) = registry().lock() {
-        plugins.insert(name.to_owned(), factory);
-    }
-}
-
-/// The names of the registered compiled-in mapper plugins.
-pub fn mapper_plugin_names() -> Vec<String> {
-    registry().lock().map(|plugins| plugins.keys().cloned().collect()).unwrap_or_default()
+    REGISTRY.register(name, factory);
 }
 
 /// Why a `command` mapper plugin failed the file.
@@ -211,17 +196,12 @@ impl CompiledPlugin {
         }
         match config {
             MapperPluginConfig::Builtin(config) => {
-                let factory = registry().lock().ok()?.get(&config.name).copied();
-                let Some(factory) = factory else {
-                    problems.push((
-                        format!("{path}.name"),
-                        format!(
-                            "there is no built-in mapper plugin '{}'; there are: {}",
-                            config.name,
-                            mapper_plugin_names().join(", ")
-                        ),
-                    ));
-                    return None;
+                let factory = match REGISTRY.get("mapper plugin", &config.name) {
+                    Ok(factory) => factory,
+                    Err(problem) => {
+                        problems.push((format!("{path}.name"), problem));
+                        return None;
+                    }
                 };
                 match factory(&config.options) {
                     Ok(plugin) => {

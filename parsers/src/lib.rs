@@ -17,6 +17,7 @@ mod lines;
 pub mod locale;
 pub mod object_record;
 pub mod pgp;
+pub mod plugin_registry;
 pub mod preflight;
 mod record;
 pub mod row;

@@ -21,15 +21,14 @@
 //! not such a line, or exits non-zero fails the file with the reason and the end of its stderr:
 //! a broken plugin is a broken run, never rows rejected as if their data were wrong.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 pub use intake_parsers::line_process::{PLUGIN_DIR_VAR, plugin_dir};
 
 use intake_parsers::line_process::{AnswerError, LineProcess, plugin_name_problem, stderr_suffix};
+use intake_parsers::plugin_registry::PluginRegistry;
 use intake_parsers::{Layer, Locale, Row, RowError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -71,38 +70,19 @@ pub trait ValidationPlugin: Send {
 /// Builds a [`ValidationPlugin`] from its `options`, or says what is wrong with them.
 pub type ValidationPluginFactory = fn(&Value) -> Result<Box<dyn ValidationPlugin>, String>;
 
-fn registry() -> &'static Mutex<BTreeMap<String, ValidationPluginFactory>> {
-    static REGISTRY: OnceLock<Mutex<BTreeMap<String, ValidationPluginFactory>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let mut plugins = BTreeMap::new();
-        plugins.insert(
-            "compare_fields".to_owned(),
-            crate::compare_fields::factory as ValidationPluginFactory,
-        );
-        Mutex::new(plugins)
-    })
-}
+static REGISTRY: PluginRegistry<ValidationPluginFactory> = PluginRegistry::new(|| {
+    vec![("compare_fields", crate::compare_fields::factory as ValidationPluginFactory)]
+});
 
 /// Registers a compiled-in validation plugin under `name` (replacing one of the same name), for
 /// programs that embed intake's engine with their own plugins.
 pub fn register_validation_plugin(name: &str, factory: ValidationPluginFactory) {
-    if let Ok(mut plugins) = registry().lock() {
-        plugins.insert(name.to_owned(), factory);
-    }
+    REGISTRY.register(name, factory);
 }
 
 /// The built-in plugin `config` names, built from its options.
 fn builtin(config: &BuiltinPluginConfig) -> Result<Box<dyn ValidationPlugin>, String> {
-    let plugins = registry().lock().map_err(|_| "the plugin registry is unusable".to_owned())?;
-    let Some(factory) = plugins.get(&config.name) else {
-        let known: Vec<&str> = plugins.keys().map(String::as_str).collect();
-        return Err(format!(
-            "there is no built-in validation plugin '{}'; there are: {}",
-            config.name,
-            known.join(", ")
-        ));
-    };
-    factory(&config.options)
+    REGISTRY.get("validation plugin", &config.name)?(&config.options)
 }
 
 /// `{"type": "command", "name": "member_checks"}`.
