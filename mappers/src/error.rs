@@ -275,6 +275,12 @@ pub struct FieldMappingError {
 }
 
 impl FieldMappingError {
+    /// An error of the whole row rather than of one field (a `jq` or `plugin` step, or
+    /// `pre_transform`): no field, column or value.
+    pub(crate) fn of_row(kind: CastErrorKind) -> Self {
+        FieldMappingError { field: String::new(), column: None, value: String::new(), kind }
+    }
+
     /// What is wrong and how to write the value instead, in `locale`; names the source column.
     pub fn message(&self, locale: Locale) -> String {
         let mut message = self.kind.message(locale);

@@ -519,14 +519,7 @@ impl PreTransform {
         record: &Record,
         output: &mut Record,
     ) -> Result<(), Box<FieldMappingError>> {
-        let rejected = |kind| {
-            Box::new(FieldMappingError {
-                field: String::new(),
-                column: None,
-                value: String::new(),
-                kind,
-            })
-        };
+        let rejected = |kind| Box::new(FieldMappingError::of_row(kind));
         let object: Map<String, Value> = columns
             .iter()
             .zip(record.cells())

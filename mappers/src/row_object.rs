@@ -59,12 +59,7 @@ impl ObjectStep {
         locale: Locale,
     ) -> Result<Result<Row, FieldMappingError>, MapperPluginError> {
         let object = input.to_object();
-        let rejected = |kind| FieldMappingError {
-            field: String::new(),
-            column: None,
-            value: String::new(),
-            kind,
-        };
+        let rejected = FieldMappingError::of_row;
         let answer = match &self.mapper {
             ObjectMapper::Jq(jq) => match jq.evaluate(&object) {
                 Ok(answer) => answer,
