@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use intake_api::rest::{AppState, PlatformClients, QueueUpload, QueuedUpload, UploadSettings};
 use intake_engine::jobs::{ImportUpload, JobQueue};
-use intake_engine::service::{CompanionContext, Service};
+use intake_engine::service::{CompanionContext, Role, Service};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,32 @@ pub struct ServeArgs {
     /// Load and check the configuration and every template, then exit (0 when usable).
     #[arg(long)]
     check: bool,
+    /// Which part of the engine this process runs, so the parts can be split across machines
+    /// sharing the state store and the job queue: `poller` (polls sources, enqueues files, the
+    /// alert monitor), `worker` (imports, uploads, retries, alert deliveries), `api` (the REST
+    /// layer of `[api]`), or `all`.
+    #[arg(long, value_enum, default_value_t = RoleArg::All)]
+    role: RoleArg,
+}
+
+/// The values of `--role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RoleArg {
+    Poller,
+    Worker,
+    Api,
+    All,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Poller => Role::Poller,
+            RoleArg::Worker => Role::Worker,
+            RoleArg::Api => Role::Api,
+            RoleArg::All => Role::All,
+        }
+    }
 }
 
 /// Runs until a shutdown signal; exit 0 after a clean stop.
@@ -32,10 +58,18 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         // Built inside the runtime: the HTTP client and the watched folders need it.
-        let service = Service::from_file(&args.config, std::env::vars())?;
-        // The REST layer, when configured: its trust is loaded (and, unless checking, its
-        // address bound) before anything runs, so a mistake there stops the start.
-        let trust = match &service.config().api {
+        let role = Role::from(args.role);
+        let service = Service::from_file(&args.config, std::env::vars())?.with_role(role);
+        if role == Role::Api && service.config().api.is_none() {
+            anyhow::bail!(
+                "--role api serves the REST layer, but {} has no [api] section",
+                args.config.display()
+            );
+        }
+        // The REST layer, when configured and this role serves it: its trust is loaded (and,
+        // unless checking, its address bound) before anything runs, so a mistake there stops
+        // the start.
+        let trust = match service.config().api.as_ref().filter(|_| role.serves_api()) {
             Some(api) => Some(
                 Trust::load(
                     api.issuers.as_deref(),
@@ -51,7 +85,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             println!("intake serve: {} is usable", args.config.display());
             return Ok(ExitCode::SUCCESS);
         }
-        let api = match (trust, &service.config().api) {
+        let api = match (trust, service.config().api.as_ref()) {
             (Some(trust), Some(api)) => {
                 let listener = tokio::net::TcpListener::bind(&api.listen)
                     .await
@@ -68,7 +102,10 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             let address = listener.local_addr()?;
             println!("intake serve: REST layer listening on http://{address}");
         }
-        println!("intake serve: running ({sources} source(s)); SIGTERM or Ctrl-C stops");
+        println!(
+            "intake serve: running ({sources} source(s), role {}); SIGTERM or Ctrl-C stops",
+            role.as_str()
+        );
         let running = service.run_with(shutdown.clone(), move |context| serve_rest(api, context));
         tokio::pin!(running);
         let summary = tokio::select! {

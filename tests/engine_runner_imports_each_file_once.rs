@@ -244,12 +244,13 @@ async fn an_unmatched_file_is_recorded_and_moved_to_the_error_folder() {
     let claim = bench.store.get_claim(TENANT, run.body.claim_id.as_deref().unwrap()).await;
     assert_eq!(claim.unwrap().state, ClaimState::Failed);
     assert!(bench.platform.items("players").is_empty());
-    // The unmatched_file event was raised (counted in the process's /metrics).
-    let metrics = intake_engine::metrics::metrics().unwrap().render();
-    assert!(
-        metrics.contains("intake_alert_events_total{event_type=\"unmatched_file\"}"),
-        "{metrics}"
-    );
+    // The event `intake serve` raises for it names the file and the source, linked to the run.
+    let links = intake_engine::alerting::Links { public_url: Some("https://intake.test".into()) };
+    let event = intake_engine::alerting::unmatched_event(&run, "inbox", TENANT, &links);
+    assert_eq!(event.event_type, intake_alerts::EventType::UnmatchedFile);
+    assert_eq!(event.summary, "no active template of source inbox matches \"notes.txt\"");
+    assert_eq!(event.tags["source"], "inbox");
+    assert_eq!(event.link, Some(format!("https://intake.test/imports/runs/{}", run.meta.id)));
 }
 
 #[tokio::test]

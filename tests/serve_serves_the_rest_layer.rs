@@ -78,7 +78,11 @@ fn serve_with_an_api_section_serves_the_rest_layer_over_the_engines_state() {
         })
     };
 
-    // The template `intake serve` registered from its configuration is in the store.
+    // The template `intake serve` registered from its configuration is in the store (the REST
+    // layer may answer a moment before the engine has registered it).
+    wait_until(&mut serve, "the registered template", TIMEOUT, || {
+        get("/imports/templates/").1["total"] == 1
+    });
     let (status, templates) = get("/imports/templates/");
     assert_eq!(status, 200, "{templates}");
     assert_eq!(templates["total"], 1);

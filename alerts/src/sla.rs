@@ -53,6 +53,30 @@ pub struct ScheduleExpectation {
     pub alert_channels: Vec<String>,
 }
 
+impl ScheduleExpectation {
+    /// Reads a template's `schedule_expectation` field: an object, or (as the platform types the
+    /// field) a string holding one; `None` when it is absent (`null` or an empty string). The
+    /// error says what is wrong.
+    pub fn from_template_field(value: &serde_json::Value) -> Option<Result<Self, String>> {
+        let parsed = match value {
+            serde_json::Value::Null => return None,
+            serde_json::Value::String(text) if text.trim().is_empty() => return None,
+            serde_json::Value::String(text) => serde_json::from_str(text),
+            other => serde_json::from_value(other.clone()),
+        };
+        Some(parsed.map_err(|e| e.to_string()))
+    }
+
+    /// The field read and checked ([`Schedule::new`]): `None` when absent.
+    pub fn schedule_of(value: &serde_json::Value) -> Option<Result<(Self, Schedule), String>> {
+        let checked = Self::from_template_field(value)?.and_then(|expectation| {
+            let schedule = Schedule::new(&expectation).map_err(|e| e.to_string())?;
+            Ok((expectation, schedule))
+        });
+        Some(checked)
+    }
+}
+
 fn utc() -> String {
     "UTC".to_owned()
 }

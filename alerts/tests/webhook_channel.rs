@@ -16,7 +16,7 @@ use intake_alerts::channels::webhook::{
 };
 use intake_alerts::channels::{Channel, http_client};
 use intake_alerts::{
-    AlertChannel, AlertEvent, ChannelSecret, DeliveryError, EventType, SecretError, Severity,
+    Alert, AlertChannel, AlertEvent, ChannelSecret, DeliveryError, EventType, SecretError, Severity,
 };
 use serde_json::{Value, json};
 
@@ -139,7 +139,7 @@ fn now() -> u64 {
 async fn a_delivered_event_is_signed_json_the_receiver_can_verify() {
     let server = Server::start(Answer::status(StatusCode::NO_CONTENT, "")).await;
     let before = now();
-    webhook(&server.url, 5).deliver(&event(), &secrets).await.expect("delivered");
+    webhook(&server.url, 5).deliver(&Alert::single(event()), &secrets).await.expect("delivered");
     let after = now();
 
     let received = server.received();
@@ -170,7 +170,10 @@ async fn a_delivered_event_is_signed_json_the_receiver_can_verify() {
             "severity": "error",
             "summary": "payments.csv: row 3 is not CSV",
             "tags": {"source": "bank-sftp", "tenant": "acme"},
-            "subject": "run-01J9Z"
+            "subject": "run-01J9Z",
+            "link": null,
+            "dedup_key": null,
+            "held_back": 0
         })
     );
     assert!(!String::from_utf8_lossy(&request.body).contains(SECRET));
@@ -180,7 +183,8 @@ async fn a_delivered_event_is_signed_json_the_receiver_can_verify() {
 async fn a_receiver_answering_500_gives_a_retryable_refusal_with_the_start_of_its_body() {
     let page = format!("database is down; {}", "x".repeat(5000));
     let server = Server::start(Answer::status(StatusCode::INTERNAL_SERVER_ERROR, page)).await;
-    let error = webhook(&server.url, 5).deliver(&event(), &secrets).await.expect_err("500");
+    let error =
+        webhook(&server.url, 5).deliver(&Alert::single(event()), &secrets).await.expect_err("500");
     let DeliveryError::Refused { channel, origin, status, body } = &error else {
         panic!("a refusal: {error:?}");
     };
@@ -200,7 +204,8 @@ async fn a_receiver_answering_500_gives_a_retryable_refusal_with_the_start_of_it
 #[tokio::test]
 async fn a_client_error_is_not_retryable_and_a_redirect_is_not_followed() {
     let server = Server::start(Answer::status(StatusCode::UNAUTHORIZED, "bad signature")).await;
-    let error = webhook(&server.url, 5).deliver(&event(), &secrets).await.expect_err("401");
+    let error =
+        webhook(&server.url, 5).deliver(&Alert::single(event()), &secrets).await.expect_err("401");
     assert!(
         matches!(&error, DeliveryError::Refused { status: 401, body, .. } if body == "bad signature")
     );
@@ -210,7 +215,8 @@ async fn a_client_error_is_not_retryable_and_a_redirect_is_not_followed() {
     let elsewhere = Server::start(Answer::status(StatusCode::OK, "")).await;
     moved.location = Some(elsewhere.url.clone());
     let server = Server::start(moved).await;
-    let error = webhook(&server.url, 5).deliver(&event(), &secrets).await.expect_err("302");
+    let error =
+        webhook(&server.url, 5).deliver(&Alert::single(event()), &secrets).await.expect_err("302");
     assert!(
         matches!(&error, DeliveryError::Refused { status: 302, body, .. } if body == "(empty body)")
     );
@@ -223,7 +229,8 @@ async fn a_receiver_that_is_not_listening_gives_an_unreachable_error() {
     let address = listener.local_addr().expect("address");
     drop(listener);
     let url = format!("http://{address}/hooks/intake");
-    let error = webhook(&url, 5).deliver(&event(), &secrets).await.expect_err("refused");
+    let error =
+        webhook(&url, 5).deliver(&Alert::single(event()), &secrets).await.expect_err("refused");
     let DeliveryError::Unreachable { channel, origin, timed_out, .. } = &error else {
         panic!("unreachable: {error:?}");
     };
@@ -237,7 +244,10 @@ async fn a_receiver_slower_than_the_timeout_gives_a_timed_out_error() {
     let mut slow = Answer::status(StatusCode::OK, "");
     slow.delay = Duration::from_secs(5);
     let server = Server::start(slow).await;
-    let error = webhook(&server.url, 1).deliver(&event(), &secrets).await.expect_err("timeout");
+    let error = webhook(&server.url, 1)
+        .deliver(&Alert::single(event()), &secrets)
+        .await
+        .expect_err("timeout");
     assert!(matches!(error, DeliveryError::Unreachable { timed_out: true, .. }), "{error:?}");
     assert!(error.to_string().contains("timed out"), "{error}");
     assert!(error.is_retryable());
@@ -251,7 +261,7 @@ async fn an_unresolvable_or_empty_secret_sends_nothing() {
     let missing = |reference: &str| {
         Err(SecretError { reference: reference.into(), reason: "variable not set".into() })
     };
-    let error = channel.deliver(&event(), &missing).await.expect_err("no secret");
+    let error = channel.deliver(&Alert::single(event()), &missing).await.expect_err("no secret");
     assert!(
         matches!(&error, DeliveryError::Secret { source, .. } if source.reference == "env:OPS_HOOK_SECRET")
     );
@@ -259,7 +269,7 @@ async fn an_unresolvable_or_empty_secret_sends_nothing() {
     assert!(!error.is_retryable());
 
     let empty = |_: &str| Ok(ChannelSecret::new(""));
-    let error = channel.deliver(&event(), &empty).await.expect_err("empty secret");
+    let error = channel.deliver(&Alert::single(event()), &empty).await.expect_err("empty secret");
     assert!(error.to_string().contains("empty"), "{error}");
     assert!(server.received().is_empty());
 }
@@ -273,9 +283,9 @@ async fn the_secret_is_resolved_for_every_delivery_so_rotation_needs_no_rebuild(
         let current = current.clone();
         move |_: &str| Ok(ChannelSecret::new(current.lock().expect("lock").clone()))
     };
-    channel.deliver(&event(), &resolver).await.expect("first");
+    channel.deliver(&Alert::single(event()), &resolver).await.expect("first");
     *current.lock().expect("lock") = "second-secret".to_owned();
-    channel.deliver(&event(), &resolver).await.expect("second");
+    channel.deliver(&Alert::single(event()), &resolver).await.expect("second");
 
     let received = server.received();
     assert_eq!(received.len(), 2);

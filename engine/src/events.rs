@@ -1,6 +1,6 @@
-//! Where the engine's alert events go. Today every event is delivered to the `log` channel and
-//! counted in `/metrics`; routing rules and the other channels come with the alerts issue and
-//! plug in here, so callers only ever [`raise`] an event.
+//! The first stop of every alert event: the `log` channel and the `/metrics` count. Under
+//! `intake serve` the dispatcher ([`crate::alerting::Alerting`]) calls [`raise`] and then routes
+//! the event to the tenant's channels; elsewhere (`intake import`) events are only logged.
 
 use intake_alerts::{AlertEvent, EventType, Severity, log_event};
 

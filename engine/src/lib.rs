@@ -5,6 +5,7 @@
 //! ([`FilePipeline`], [`check_file`]); as an M2M client of the platform ([`m2m`]) it writes the
 //! valid rows ([`import::import_file`]). It does not parse formats, map or validate by itself.
 
+pub mod alerting;
 pub mod business_rules;
 pub mod check;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod preflight;
 pub mod preview;
 pub mod runner;
 pub mod service;
+mod sqlite_migrations;
 pub mod store;
 pub mod template;
 

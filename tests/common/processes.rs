@@ -101,11 +101,23 @@ impl ServeProcess {
 
     /// Like [`ServeProcess::start`], with `env` added to the child's environment.
     pub fn start_with_env(config: &Path, logs: &Path, round: u32, env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(config, logs, round, env, &[])
+    }
+
+    /// Like [`ServeProcess::start_with_env`], with more `intake serve` arguments.
+    pub fn start_with_args(
+        config: &Path,
+        logs: &Path,
+        round: u32,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let stdout = logs.join(format!("serve-{round}.out"));
         let stderr = logs.join(format!("serve-{round}.err"));
         let child = Command::new(env!("CARGO_BIN_EXE_intake"))
             .args(["serve", "--config"])
             .arg(config)
+            .args(args)
             .envs(env.iter().copied())
             .stdout(fs::File::create(&stdout).unwrap())
             .stderr(fs::File::create(&stderr).unwrap())

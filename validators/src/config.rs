@@ -44,6 +44,15 @@ pub struct ValidationConfig {
     /// The most errors kept for one row; further errors of that row are not reported.
     #[serde(default = "default_max_errors_per_row")]
     pub max_errors_per_row: usize,
+    /// The share of a file's rows (0 to 1) that must be rejected for its run to raise a
+    /// `validation_failed` alert: 0 (the default) alerts on any rejected row, 0.05 when at least
+    /// 5 % of the rows were rejected, 1 only when every row was.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub alert_rejected_share: f64,
+}
+
+fn is_zero(share: &f64) -> bool {
+    *share == 0.0
 }
 
 fn default_max_errors_per_row() -> usize {
@@ -59,6 +68,7 @@ impl Default for ValidationConfig {
             business_rules: Vec::new(),
             plugins: Vec::new(),
             max_errors_per_row: default_max_errors_per_row(),
+            alert_rejected_share: 0.0,
         }
     }
 }

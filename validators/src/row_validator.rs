@@ -68,6 +68,9 @@ pub enum ValidationConfigError {
     /// `max_errors_per_row` is zero, which would hide every error.
     #[error("max_errors_per_row must be at least 1")]
     ZeroErrorCap,
+    /// `alert_rejected_share` is not a share between 0 and 1.
+    #[error("alert_rejected_share is {0}; use a share from 0 (any rejected row) to 1 (all rows)")]
+    AlertShare(f64),
 }
 
 impl From<crate::business_rules::BusinessRuleFieldError> for ValidationConfigError {
@@ -89,6 +92,7 @@ impl ValidationConfigError {
             Self::Plugin { index, .. } => format!("/plugins/{index}"),
             Self::NotSupportedYet(layer) => format!("/{layer}"),
             Self::ZeroErrorCap => "/max_errors_per_row".to_owned(),
+            Self::AlertShare(_) => "/alert_rejected_share".to_owned(),
         }
     }
 }
@@ -126,6 +130,9 @@ impl ValidationConfig {
         }
         if self.max_errors_per_row == 0 {
             problems.push(ValidationConfigError::ZeroErrorCap);
+        }
+        if !(0.0..=1.0).contains(&self.alert_rejected_share) {
+            problems.push(ValidationConfigError::AlertShare(self.alert_rejected_share));
         }
         problems
     }

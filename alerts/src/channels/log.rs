@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{AlertEvent, Severity};
+use crate::event::{Alert, AlertEvent, Severity};
 
 /// The name the fallback log channel reports in its records' `channel` field.
 pub const FALLBACK_CHANNEL_NAME: &str = "log";
@@ -33,9 +33,14 @@ impl LogChannel {
         &self.name
     }
 
-    /// Writes one record for `event`. Cannot fail.
-    pub fn deliver(&self, event: &AlertEvent) {
-        emit(&self.name, event);
+    /// Writes one record for the alert's event, or for a digest one per held event. Cannot
+    /// fail.
+    pub fn deliver(&self, alert: &Alert) {
+        if alert.is_digest() {
+            alert.digest.iter().for_each(|event| emit(&self.name, event));
+        } else {
+            emit(&self.name, &alert.event);
+        }
     }
 }
 
@@ -113,7 +118,7 @@ mod tests {
         let ok = AlertEvent::new(EventType::ImportSucceeded, Severity::Info, "run r2 done");
         let late = AlertEvent::new(EventType::SlaViolation, Severity::Warning, "no file by 08:00");
         let records = capture(|| {
-            LogChannel::new("ops-log").deliver(&failed);
+            LogChannel::new("ops-log").deliver(&Alert::single(failed.clone()));
             log_event(&ok);
             log_event(&late);
         });

@@ -8,14 +8,21 @@
 //! 3. build the runnable [`Channel`] ([`AlertChannel::build`]) and [`Channel::deliver`] events
 //!    to it.
 //!
-//! Channel types: `log` ([`log`]) and `webhook` ([`webhook`]) deliver; `email`, `slack`, `teams`
-//! and `pagerduty` parse (their `config` is kept as given) but delivering to them is a
-//! [`DeliveryError::NotSupported`] error, never a silent no-op.
+//! Channel types: `log` ([`log`]), `webhook` ([`webhook`]), `email` ([`email`]), `slack`
+//! ([`slack`]), `teams` ([`teams`]) and `pagerduty` ([`pagerduty`]). Each channel module
+//! documents its config (every field, defaults, an example) and what it sends.
 //!
 //! Rate limits (`max_alerts_per_5min`), de-duplication and quiet hours are decided per channel
-//! by [`crate::throttle::ChannelGate`]; message templates are not here yet.
+//! by [`crate::throttle::ChannelGate`]; the wording of chat messages comes from
+//! [`crate::message`].
 
+pub mod email;
+mod http;
+pub mod incoming_webhook;
 pub mod log;
+pub mod pagerduty;
+pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use std::fmt;
@@ -25,11 +32,17 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::event::{AlertEvent, Severity};
+use crate::event::{Alert, Severity};
+use crate::message::RenderError;
 use crate::routing::ChannelId;
 use crate::secret::{SecretError, SecretResolver};
 
+pub use email::{EmailChannel, EmailConfig, SmtpSecurity};
+pub use incoming_webhook::IncomingWebhookConfig;
 pub use log::{LogChannel, LogConfig};
+pub use pagerduty::{PagerDutyChannel, PagerDutyConfig};
+pub use slack::{SlackChannel, SlackConfig};
+pub use teams::{TeamsChannel, TeamsConfig};
 pub use webhook::{WebhookChannel, WebhookConfig};
 
 /// The dispatch types of the spec's `type` field.
@@ -38,13 +51,13 @@ pub use webhook::{WebhookChannel, WebhookConfig};
 pub enum ChannelType {
     /// A structured `tracing` record.
     Log,
-    /// Email (not supported yet).
+    /// An email through an SMTP relay.
     Email,
-    /// Slack (not supported yet).
+    /// A Slack incoming webhook.
     Slack,
-    /// Microsoft Teams (not supported yet).
+    /// A Microsoft Teams incoming webhook (an Adaptive Card).
     Teams,
-    /// PagerDuty (not supported yet).
+    /// PagerDuty's Events API v2.
     #[serde(rename = "pagerduty")]
     PagerDuty,
     /// A signed JSON `POST` to a URL.
@@ -161,17 +174,26 @@ impl AlertChannel {
 
     /// The runnable channel, sending HTTP through `http` (see [`http_client`]).
     pub fn build(&self, http: &reqwest::Client) -> Result<Channel, ChannelConfigError> {
+        let invalid =
+            |problems| ChannelConfigError::Invalid { channel: self.name.clone(), problems };
+        let (name, http) = (self.name.as_str(), http.clone());
         let channel = match self.channel_config()? {
-            ChannelConfig::Log(_) => Channel::Log(LogChannel::new(&self.name)),
-            ChannelConfig::Webhook(config) => {
-                Channel::Webhook(WebhookChannel::new(&self.name, &config, http.clone()).map_err(
-                    |problems| ChannelConfigError::Invalid { channel: self.name.clone(), problems },
-                )?)
+            ChannelConfig::Log(_) => Channel::Log(LogChannel::new(name)),
+            ChannelConfig::Email(config) => {
+                Channel::Email(EmailChannel::new(name, &config).map_err(invalid)?)
             }
-            other => Channel::NotSupported {
-                name: self.name.clone(),
-                channel_type: other.channel_type(),
-            },
+            ChannelConfig::Webhook(config) => {
+                Channel::Webhook(WebhookChannel::new(name, &config, http).map_err(invalid)?)
+            }
+            ChannelConfig::Slack(config) => {
+                Channel::Slack(SlackChannel::new(name, &config, http).map_err(invalid)?)
+            }
+            ChannelConfig::Teams(config) => {
+                Channel::Teams(TeamsChannel::new(name, &config, http).map_err(invalid)?)
+            }
+            ChannelConfig::PagerDuty(config) => {
+                Channel::PagerDuty(PagerDutyChannel::new(name, &config, http).map_err(invalid)?)
+            }
         };
         Ok(channel)
     }
@@ -184,15 +206,15 @@ impl AlertChannel {
 pub enum ChannelConfig {
     /// `log`: a structured `tracing` record.
     Log(LogConfig),
-    /// `email`: parsed but not supported yet; the config is kept as given.
-    Email(Map<String, Value>),
-    /// `slack`: parsed but not supported yet; the config is kept as given.
-    Slack(Map<String, Value>),
-    /// `teams`: parsed but not supported yet; the config is kept as given.
-    Teams(Map<String, Value>),
-    /// `pagerduty`: parsed but not supported yet; the config is kept as given.
+    /// `email`: one message per alert through an SMTP relay.
+    Email(EmailConfig),
+    /// `slack`: a Slack incoming webhook.
+    Slack(SlackConfig),
+    /// `teams`: a Microsoft Teams incoming webhook.
+    Teams(TeamsConfig),
+    /// `pagerduty`: PagerDuty's Events API v2.
     #[serde(rename = "pagerduty")]
-    PagerDuty(Map<String, Value>),
+    PagerDuty(PagerDutyConfig),
     /// `webhook`: a signed JSON `POST`.
     Webhook(WebhookConfig),
 }
@@ -239,7 +261,11 @@ impl ChannelConfig {
     pub fn validate(&self) -> Vec<ConfigProblem> {
         match self {
             Self::Webhook(config) => config.validate(),
-            _ => Vec::new(),
+            Self::Email(config) => config.validate(),
+            Self::Slack(config) => config.validate(ChannelType::Slack),
+            Self::Teams(config) => config.validate(ChannelType::Teams),
+            Self::PagerDuty(config) => config.validate(),
+            Self::Log(_) => Vec::new(),
         }
     }
 }
@@ -285,13 +311,14 @@ pub enum Channel {
     Log(LogChannel),
     /// A `webhook` channel.
     Webhook(WebhookChannel),
-    /// A channel of a type that parses but cannot deliver yet.
-    NotSupported {
-        /// The channel's name.
-        name: String,
-        /// Its type.
-        channel_type: ChannelType,
-    },
+    /// An `email` channel.
+    Email(EmailChannel),
+    /// A `slack` channel.
+    Slack(SlackChannel),
+    /// A `teams` channel.
+    Teams(TeamsChannel),
+    /// A `pagerduty` channel.
+    PagerDuty(PagerDutyChannel),
 }
 
 impl Channel {
@@ -300,26 +327,29 @@ impl Channel {
         match self {
             Self::Log(channel) => channel.name(),
             Self::Webhook(channel) => channel.name(),
-            Self::NotSupported { name, .. } => name,
+            Self::Email(channel) => channel.name(),
+            Self::Slack(channel) => channel.name(),
+            Self::Teams(channel) => channel.name(),
+            Self::PagerDuty(channel) => channel.name(),
         }
     }
 
-    /// Delivers `event`, resolving any credential the channel needs through `secrets`.
+    /// Delivers `alert`, resolving any credential the channel needs through `secrets`.
     pub async fn deliver(
         &self,
-        event: &AlertEvent,
+        alert: &Alert,
         secrets: &dyn SecretResolver,
     ) -> Result<(), DeliveryError> {
         match self {
             Self::Log(channel) => {
-                channel.deliver(event);
+                channel.deliver(alert);
                 Ok(())
             }
-            Self::Webhook(channel) => channel.deliver(event, secrets).await,
-            Self::NotSupported { name, channel_type } => Err(DeliveryError::NotSupported {
-                channel: name.clone(),
-                channel_type: *channel_type,
-            }),
+            Self::Webhook(channel) => channel.deliver(alert, secrets).await,
+            Self::Email(channel) => channel.deliver(alert, secrets).await,
+            Self::Slack(channel) => channel.deliver(alert, secrets).await,
+            Self::Teams(channel) => channel.deliver(alert, secrets).await,
+            Self::PagerDuty(channel) => channel.deliver(alert, secrets).await,
         }
     }
 }
@@ -328,17 +358,6 @@ impl Channel {
 /// only (`https://hooks.example.com`), since a path or query may hold a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    /// The channel's type cannot deliver yet.
-    #[error(
-        "alert channel '{channel}' is of type '{channel_type}', which cannot deliver alerts yet \
-         (supported: log, webhook); route these events to a log or webhook channel"
-    )]
-    NotSupported {
-        /// The channel's name.
-        channel: String,
-        /// Its type.
-        channel_type: ChannelType,
-    },
     /// The channel's credential could not be resolved (or is unusable).
     #[error("alert channel '{channel}': {source}; set the credential or fix credential_name")]
     Secret {
@@ -376,6 +395,46 @@ pub enum DeliveryError {
         /// The start of the response body (at most about 512 bytes, marked when cut).
         body: String,
     },
+    /// An SMTP server answered a command with a negative reply: 4xx is transient (`421` busy,
+    /// `451`, `452`), 5xx permanent (`535` authentication failed, `550` unknown recipient).
+    #[error(
+        "alert channel '{channel}': the SMTP server {server} answered {code}: {message}{}",
+        smtp_hint(*code)
+    )]
+    Rejected {
+        /// The channel's name.
+        channel: String,
+        /// The SMTP server (`host:port`).
+        server: String,
+        /// The reply code.
+        code: u16,
+        /// The reply's text (at most about 512 bytes, never the password).
+        message: String,
+    },
+    /// The SMTP session could not go on: the server lacks what the channel requires (`STARTTLS`,
+    /// AUTH PLAIN or LOGIN) or does not speak SMTP.
+    #[error(
+        "alert channel '{channel}': SMTP with {server} failed: {reason}; check the channel's \
+             security and smtp_port against what the server offers"
+    )]
+    Smtp {
+        /// The channel's name.
+        channel: String,
+        /// The SMTP server (`host:port`).
+        server: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The channel's own template failed while rendering the alert (it compiled, but, say, calls
+    /// a filter on a value of the wrong type); fix the template in the channel's config.
+    #[error("alert channel '{channel}': {source}; fix the template in the channel's config")]
+    Render {
+        /// The channel's name.
+        channel: String,
+        /// Which template failed and why.
+        #[source]
+        source: RenderError,
+    },
     /// The event could not be encoded (a bug in intake).
     #[error(
         "alert channel '{channel}': the event could not be encoded ({reason}); a bug in intake"
@@ -389,14 +448,28 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    /// Whether sending again later may succeed: an unreachable receiver, a time-out, a 5xx, 408
-    /// or 429. A refused credential, a 4xx or an unsupported type needs someone to act first.
+    /// Whether sending again later may succeed: an unreachable receiver, a time-out, an HTTP
+    /// 5xx, 408 or 429, an SMTP 4xx. A refused credential, an HTTP 4xx, an SMTP 5xx, a failing
+    /// template or an unsupported type needs someone to act first.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unreachable { .. } => true,
             Self::Refused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            Self::NotSupported { .. } | Self::Secret { .. } | Self::Encoding { .. } => false,
+            Self::Rejected { code, .. } => (400..500).contains(code),
+            Self::Secret { .. } | Self::Smtp { .. } | Self::Render { .. } => false,
+            Self::Encoding { .. } => false,
         }
+    }
+}
+
+/// What to do about an SMTP reply code, for [`DeliveryError::Rejected`]'s message.
+fn smtp_hint(code: u16) -> &'static str {
+    match code {
+        530 | 534 | 535 | 538 => "; check username and the password credential_name names",
+        550 | 551 | 553 => "; check the addresses in from, to and cc",
+        552 | 554 => "; the server refused the message",
+        400..=499 => " (temporary; it will be retried)",
+        _ => "",
     }
 }
 
@@ -508,29 +581,36 @@ mod tests {
         channel(json!({"name": "h", "type": "webhook", "config": {"credential_name": "env:X"}}))
     }
 
-    #[tokio::test]
-    async fn channel_types_not_supported_yet_parse_but_refuse_to_deliver() {
-        let http = http_client().expect("client");
-        let no_secrets = |reference: &str| {
-            Err(SecretError { reference: reference.into(), reason: "none in this test".into() })
+    #[test]
+    fn chat_channel_configs_are_typed_and_every_problem_is_reported() {
+        let slack = channel(json!({
+            "name": "ops-slack", "type": "slack",
+            "config": {"credential_name": "env:SLACK_WEBHOOK_URL"}
+        }));
+        let Ok(ChannelConfig::Slack(config)) = slack.channel_config() else {
+            panic!("a slack config: {:?}", slack.channel_config());
         };
-        let event = AlertEvent::new(crate::EventType::ImportFailed, Severity::Error, "failed");
-        for kind in ["email", "slack", "teams", "pagerduty"] {
-            let item = channel(json!({
-                "name": format!("ops-{kind}"), "type": kind, "config": {"to": "ops@example.com"}
-            }));
-            let built = item.build(&http).expect("unsupported types still build");
-            let error = built.deliver(&event, &no_secrets).await.expect_err("not supported");
-            assert_eq!(
-                error,
-                DeliveryError::NotSupported {
-                    channel: format!("ops-{kind}"),
-                    channel_type: item.channel_type,
-                }
-            );
-            assert!(error.to_string().contains("cannot deliver alerts yet"), "{error}");
-            assert!(!error.is_retryable());
-        }
+        assert_eq!(config, SlackConfig::new("env:SLACK_WEBHOOK_URL"));
+        let inline = channel(json!({
+            "name": "ops-teams", "type": "teams",
+            "config": {"webhook_url": "https://example.webhook.office.com/webhookb2/SECRET",
+                       "timeout_seconds": 0}
+        }));
+        let error = inline.channel_config().expect_err("an inline URL is refused");
+        let ChannelConfigError::Invalid { problems, .. } = &error else { panic!("{error:?}") };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["config.webhook_url", "config.credential_name", "config.timeout_seconds"]
+        );
+        assert!(error.to_string().contains("store it as a credential"), "{error}");
+        assert!(!format!("{error} {error:?}").contains("SECRET"), "{error:?}");
+        let pagerduty = channel(json!({
+            "name": "ops-pd", "type": "pagerduty",
+            "config": {"credential_name": "env:PD", "events_url": "ftp://x"}
+        }));
+        let error = pagerduty.build(&http_client().expect("client")).expect_err("bad URL");
+        assert!(error.to_string().contains("config.events_url"), "{error}");
     }
 
     #[test]
@@ -545,5 +625,19 @@ mod tests {
         assert!(refused(429).is_retryable() && refused(408).is_retryable());
         assert!(!refused(400).is_retryable() && !refused(401).is_retryable());
         assert!(!refused(302).is_retryable());
+        let rejected = |code| DeliveryError::Rejected {
+            channel: "c".into(),
+            server: "127.0.0.1:25".into(),
+            code,
+            message: String::new(),
+        };
+        assert!(rejected(421).is_retryable() && rejected(451).is_retryable());
+        assert!(!rejected(535).is_retryable() && !rejected(550).is_retryable());
+        let smtp = DeliveryError::Smtp {
+            channel: "c".into(),
+            server: "127.0.0.1:25".into(),
+            reason: "STARTTLS is not supported".into(),
+        };
+        assert!(!smtp.is_retryable());
     }
 }

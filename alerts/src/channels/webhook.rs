@@ -5,7 +5,9 @@
 //! The request:
 //! - body: the event as JSON (`Content-Type: application/json`):
 //!   `{"event_type": "parse_error", "severity": "error", "summary": "…", "tags": {"tenant":
-//!   "acme", …}, "subject": "<run id>" | null}`;
+//!   "acme", …}, "subject": "<run id>" | null, "link": "<url>" | null, "dedup_key": "…" | null,
+//!   "held_back": 0}`; a quiet-hours digest adds `"digest": [<event>, …]` (the top-level event is
+//!   then its most severe one);
 //! - `X-Intake-Event`: the event type (`parse_error`), for routing without parsing the body;
 //! - `X-Intake-Timestamp`: when the request was signed, in seconds since the Unix epoch
 //!   (`1700000000`);
@@ -31,8 +33,10 @@ use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+pub use super::http::{DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS};
+use super::http::{default_timeout_seconds, parse_url, read_start, timeout_problem, unreachable};
 use super::{ConfigProblem, DeliveryError};
-use crate::event::AlertEvent;
+use crate::event::{Alert, AlertEvent};
 use crate::secret::{SecretError, SecretResolver};
 
 /// The header carrying the signing time, in seconds since the Unix epoch.
@@ -43,14 +47,18 @@ pub const SIGNATURE_HEADER: &str = "X-Intake-Signature";
 pub const EVENT_HEADER: &str = "X-Intake-Event";
 /// What the signature header's value starts with.
 pub const SIGNATURE_PREFIX: &str = "sha256=";
-/// The time-out of one delivery when the config sets none.
-pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
-/// The longest time-out a config may set.
-pub const MAX_TIMEOUT_SECONDS: u64 = 300;
-/// How much of a refusing receiver's body an error quotes.
-const MAX_QUOTED_BODY: usize = 512;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// The JSON body: the event's fields, `held_back`, and for a digest the held events.
+#[derive(Serialize)]
+struct Payload<'a> {
+    #[serde(flatten)]
+    event: &'a AlertEvent,
+    held_back: u32,
+    #[serde(skip_serializing_if = "<[AlertEvent]>::is_empty")]
+    digest: &'a [AlertEvent],
+}
 
 /// The `config` of a `webhook` channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,10 +71,6 @@ pub struct WebhookConfig {
     /// How long one delivery may take in all, in seconds (1 to 300; default 10).
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
-}
-
-fn default_timeout_seconds() -> u64 {
-    DEFAULT_TIMEOUT_SECONDS
 }
 
 impl WebhookConfig {
@@ -84,31 +88,9 @@ impl WebhookConfig {
                     .into(),
             });
         }
-        if !(1..=MAX_TIMEOUT_SECONDS).contains(&self.timeout_seconds) {
-            problems.push(ConfigProblem {
-                path: "config.timeout_seconds".into(),
-                message: format!(
-                    "is {}; use 1 to {MAX_TIMEOUT_SECONDS} seconds",
-                    self.timeout_seconds
-                ),
-            });
-        }
+        problems.extend(timeout_problem(self.timeout_seconds));
         problems
     }
-}
-
-fn parse_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| format!("is not an absolute URL ({e})"))?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(format!("has scheme '{}'; use https:// (or http://)", url.scheme()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("has no host".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("carries credentials; sign with credential_name instead".into());
-    }
-    Ok(url)
 }
 
 /// A configured `webhook` channel.
@@ -153,10 +135,10 @@ impl WebhookChannel {
         self.url.origin().ascii_serialization()
     }
 
-    /// Signs and `POST`s `event`, resolving the secret through `secrets`.
+    /// Signs and `POST`s `alert`, resolving the secret through `secrets`.
     pub async fn deliver(
         &self,
-        event: &AlertEvent,
+        alert: &Alert,
         secrets: &dyn SecretResolver,
     ) -> Result<(), DeliveryError> {
         let secret_error = |reason: &str| DeliveryError::Secret {
@@ -169,7 +151,9 @@ impl WebhookChannel {
         if secret.expose().is_empty() {
             return Err(secret_error("the secret is empty; put the signing secret there"));
         }
-        let body = serde_json::to_vec(event).map_err(|e| DeliveryError::Encoding {
+        let event = &alert.event;
+        let payload = Payload { event, held_back: alert.held_back, digest: &alert.digest };
+        let body = serde_json::to_vec(&payload).map_err(|e| DeliveryError::Encoding {
             channel: self.name.clone(),
             reason: e.to_string(),
         })?;
@@ -189,7 +173,7 @@ impl WebhookChannel {
             .body(body)
             .send()
             .await;
-        let mut response = sent.map_err(|e| self.unreachable(e))?;
+        let mut response = sent.map_err(|e| unreachable(&self.name, &self.url, e))?;
         let status = response.status();
         if status.is_success() {
             tracing::debug!(channel = %self.name, status = status.as_u16(), "webhook delivered");
@@ -203,53 +187,6 @@ impl WebhookChannel {
             body,
         })
     }
-
-    fn unreachable(&self, error: reqwest::Error) -> DeliveryError {
-        let timed_out = error.is_timeout();
-        DeliveryError::Unreachable {
-            channel: self.name.clone(),
-            origin: self.origin(),
-            reason: describe(error.without_url()),
-            timed_out,
-        }
-    }
-}
-
-/// The error and its causes on one line (the URL is left out by the caller).
-fn describe(error: reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// The first [`MAX_QUOTED_BODY`] bytes of the body (lossy UTF-8, marked `…` when cut); reading
-/// stops there, so a huge error page is not downloaded.
-async fn read_start(response: &mut reqwest::Response) -> String {
-    let mut start = Vec::new();
-    let mut cut = false;
-    while let Ok(Some(chunk)) = response.chunk().await {
-        start.extend_from_slice(&chunk);
-        if start.len() > MAX_QUOTED_BODY {
-            start.truncate(MAX_QUOTED_BODY);
-            cut = true;
-            break;
-        }
-    }
-    let mut text = String::from_utf8_lossy(&start).trim_end().to_owned();
-    if cut {
-        // A cut inside a multi-byte character leaves a replacement character at the end.
-        text = text.trim_end_matches('\u{FFFD}').to_owned();
-        text.push('…');
-    }
-    if text.is_empty() { "(empty body)".to_owned() } else { text }
 }
 
 /// The `X-Intake-Signature` value for `body` signed at `timestamp`: `sha256=` and the lower-case

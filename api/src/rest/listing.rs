@@ -68,25 +68,15 @@ async fn read_all(
     collection: Collection,
     store_query: StoreQuery,
 ) -> Result<Vec<Map<String, Value>>, ApiError> {
-    let store_query = store_query.sort_by("created_at", false);
-    let mut out = Vec::new();
-    let mut page = 1;
-    loop {
-        let batch = state
-            .store
-            .list(collection, tenant, &store_query.clone().page(page, StoreQuery::MAX_PER_PAGE))
-            .await
-            .map_err(store_error)?;
-        let done = batch.items.len() < StoreQuery::MAX_PER_PAGE as usize;
-        out.extend(batch.items.iter().filter_map(|d| match d.to_json() {
+    let documents =
+        state.store.list_all(collection, tenant, store_query).await.map_err(store_error)?;
+    Ok(documents
+        .iter()
+        .filter_map(|d| match d.to_json() {
             Value::Object(map) => Some(map),
             _ => None,
-        }));
-        if done {
-            return Ok(out);
-        }
-        page += 1;
-    }
+        })
+        .collect())
 }
 
 /// The top-level equality conditions on indexed columns that every match must satisfy, typed

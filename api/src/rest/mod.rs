@@ -14,6 +14,7 @@
 //! [`metrics`] (`/metrics`).
 //! Anything else is 404 `{"detail": "Not Found"}`.
 
+mod alerts;
 mod documents;
 mod errors;
 mod health;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(documents::router())
         .merge(runs::router())
+        .merge(alerts::router())
         .merge(rejected_records::router())
         .merge(uploads::router())
         .merge(preview::router())

@@ -327,6 +327,13 @@ fn document_engine_routes(paths: &mut Map<String, Value>) {
             "parameters": [parameter_ref("id")],
             "get": {"summary": "Read an import run", "responses": answers(json!({"200": item_answer("The run", item.clone(), true)}), &[("404", "NotFound")])},
         },
+        "/alerts/": {
+            "get": list_operation("List the alerts raised and what became of them", "alerts:list"),
+        },
+        "/alerts/{id}": {
+            "parameters": [parameter_ref("id")],
+            "get": {"summary": "Read an alert", "responses": answers(json!({"200": item_answer("The alert", item.clone(), true)}), &[("404", "NotFound")])},
+        },
         "/imports/templates/schema": {
             "get": {"summary": "The template JSON Schema", "responses": answers(json!({"200": {"description": "JSON Schema (draft 2020-12)", "content": json_content(json!({"type": "object"}))}}), &[])},
         },

@@ -158,6 +158,23 @@ impl Job for ImportUpload {
     }
 }
 
+/// Deliver one stored alert to its channel ([`crate::alerting`]); retried with backoff while the
+/// channel fails in a way that may pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverAlert {
+    /// The tenant owning the alert.
+    pub tenant_id: String,
+    /// The stored alert (`/alerts`) to deliver.
+    pub alert_id: String,
+}
+
+impl Job for DeliverAlert {
+    const QUEUE: &'static str = "intake.deliver_alert";
+    fn idempotency_key(&self) -> Option<String> {
+        Some(format!("deliver_alert:{}:{}", self.tenant_id, self.alert_id))
+    }
+}
+
 /// Why a job's handler failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
@@ -375,7 +392,7 @@ impl JobQueue {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        SqliteStorage::migrations().run(&pool).await?;
+        crate::sqlite_migrations::migrate(&SqliteStorage::migrations(), &pool).await?;
         Ok(JobQueue { pool, config })
     }
 

@@ -18,7 +18,7 @@ use apalis_sqlite::SqliteStorage;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ImportFile, ImportUpload, Job, JobError, JobQueue, JobQueueError, PollSource,
+    DeliverAlert, ImportFile, ImportUpload, Job, JobError, JobQueue, JobQueueError, PollSource,
     RetryRejectedRecords,
 };
 
@@ -69,6 +69,7 @@ pub struct Workers {
     import_file: Option<Lane<ImportFile>>,
     retry_rejected_records: Option<Lane<RetryRejectedRecords>>,
     import_upload: Option<Lane<ImportUpload>>,
+    deliver_alert: Option<Lane<DeliverAlert>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -81,6 +82,7 @@ impl std::fmt::Debug for Workers {
                 &self.retry_rejected_records.as_ref().map(|l| l.concurrency),
             )
             .field("import_upload", &self.import_upload.as_ref().map(|l| l.concurrency))
+            .field("deliver_alert", &self.deliver_alert.as_ref().map(|l| l.concurrency))
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +96,7 @@ impl Workers {
             import_file: None,
             retry_rejected_records: None,
             import_upload: None,
+            deliver_alert: None,
         }
     }
 
@@ -141,6 +144,17 @@ impl Workers {
         self
     }
 
+    /// Serve [`DeliverAlert`] jobs with `handler`, at most `concurrency` at once.
+    #[must_use]
+    pub fn deliver_alert<H: JobHandler<DeliverAlert>>(
+        mut self,
+        concurrency: usize,
+        handler: H,
+    ) -> Self {
+        self.deliver_alert = Some(Lane::new(concurrency, handler));
+        self
+    }
+
     /// Runs the workers until `shutdown` is cancelled, then stops taking jobs, lets the running
     /// ones finish, hands fetched-but-unstarted ones back to the queue and returns. If one job
     /// type's worker fails (its database went away), the others are stopped the same way and the
@@ -149,13 +163,14 @@ impl Workers {
         self.queue.config().validate()?;
         let stop = shutdown.child_token();
         let queue = self.queue;
-        let (a, b, c, d) = tokio::join!(
+        let (a, b, c, d, e) = tokio::join!(
             run_lane(queue.clone(), self.poll_source, stop.clone()),
             run_lane(queue.clone(), self.import_file, stop.clone()),
             run_lane(queue.clone(), self.retry_rejected_records, stop.clone()),
             run_lane(queue.clone(), self.import_upload, stop.clone()),
+            run_lane(queue.clone(), self.deliver_alert, stop.clone()),
         );
-        a.and(b).and(c).and(d)
+        a.and(b).and(c).and(d).and(e)
     }
 }
 

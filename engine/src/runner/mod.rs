@@ -77,7 +77,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use intake_alerts::{AlertEvent, EventType, Severity};
 use intake_sources::{FileEntry, Source, SourceError};
 use serde_json::{Map, Value, json};
 use thiserror::Error;
@@ -582,16 +581,6 @@ async fn unmatched(
         error: Some(error),
     };
     let run = job.store.finish_run(job.tenant, &run.meta.id, &outcome, &[]).await?;
-    crate::events::raise(
-        &AlertEvent::new(
-            EventType::UnmatchedFile,
-            Severity::Warning,
-            format!("no active template of source {} matches {:?}", job.source.id, file.path),
-        )
-        .tag("tenant", job.tenant)
-        .tag("source", job.source.id.as_str())
-        .subject(run.meta.id.as_str()),
-    );
     let placement = place(job, plan.as_ref(), &claim.content_sha256).await?;
     Ok(FileOutcome::Unmatched { run: Box::new(run), placement })
 }
@@ -671,7 +660,7 @@ async fn execute(
         &job.cancel,
     )
     .await?;
-    let Concluded { status, error, counts, warnings, rejected } =
+    let Concluded { status, error, failure, counts, warnings, rejected } =
         concluded.map_err(|e| e.for_file(&job.file.path, &run_id))?;
 
     let folder = match (template.post_process_policy, status) {
@@ -691,6 +680,9 @@ async fn execute(
     });
     if !warnings.is_empty() {
         timings["warnings"] = json!(warnings);
+    }
+    if let Some(failure) = failure {
+        timings["failure"] = json!(failure);
     }
     let outcome = RunOutcome { status, counts, timings, error };
     let run = job.store.finish_run(job.tenant, &run_id, &outcome, &rejected).await?;
@@ -734,9 +726,24 @@ async fn import_and_conclude(
 struct Concluded {
     status: RunStatus,
     error: Option<String>,
+    /// What kind of failure a failed run had (stored as the run's `timings.failure`).
+    failure: Option<FailureKind>,
     counts: RunCounts,
     warnings: Vec<String>,
     rejected: Vec<NewRejectedRecord>,
+}
+
+/// What kind of failure ended a failed run, stored as its `timings.failure`: `parse` (the
+/// file could not be read, decrypted, decompressed or parsed: nothing was written) or `import`
+/// (anything else: writing failed, cross-row rules failed, every row was rejected). The alert
+/// raised for the run follows it (`parse_error` or `import_failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The file could not be read or parsed.
+    Parse,
+    /// The import failed after the file was read.
+    Import,
 }
 
 /// Why an attempt has no conclusion: the file could not be read, or the import was cancelled.
@@ -771,11 +778,16 @@ async fn conclude(
     let mut counts = tally.counts;
     let mut warnings: Vec<String> = Vec::new();
     let mut rejected: Vec<NewRejectedRecord> = Vec::new();
+    let mut failure = None;
     let (status, error) = match result {
         Err(ImportError::Io { path, source }) => {
             return Err(Inconclusive::Io { path, source });
         }
-        Err(e @ (ImportError::Pipeline(_) | ImportError::Writer(_) | ImportError::Internal(_))) => {
+        Err(e @ ImportError::Pipeline(_)) => {
+            failure = Some(FailureKind::Parse);
+            (RunStatus::Failed, Some(e.to_string()))
+        }
+        Err(e @ (ImportError::Writer(_) | ImportError::Internal(_))) => {
             (RunStatus::Failed, Some(e.to_string()))
         }
         Ok(report) => {
@@ -820,7 +832,10 @@ async fn conclude(
         }
     };
 
-    Ok(Concluded { status, error, counts, warnings, rejected })
+    if status == RunStatus::Failed && failure.is_none() {
+        failure = Some(FailureKind::Import);
+    }
+    Ok(Concluded { status, error, failure, counts, warnings, rejected })
 }
 
 /// Rejected records for the rows the API refused: the row as parsed, read back from the

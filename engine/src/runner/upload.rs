@@ -88,7 +88,7 @@ pub async fn import_uploaded_file(job: UploadImport<'_>) -> Result<ImportRun, Ru
         &job.cancel,
     )
     .await?;
-    let Concluded { status, error, counts, warnings, rejected } =
+    let Concluded { status, error, failure, counts, warnings, rejected } =
         concluded.map_err(|e| e.for_file(&source_name, job.run_id))?;
     let mut timings = json!({
         "hash_ms": hash_ms,
@@ -99,6 +99,9 @@ pub async fn import_uploaded_file(job: UploadImport<'_>) -> Result<ImportRun, Ru
     });
     if !warnings.is_empty() {
         timings["warnings"] = json!(warnings);
+    }
+    if let Some(failure) = failure {
+        timings["failure"] = json!(failure);
     }
     let outcome = RunOutcome { status, counts, timings, error };
     Ok(job.store.finish_run(job.tenant, job.run_id, &outcome, &rejected).await?)

@@ -81,6 +81,40 @@ pub struct ServiceConfig {
     /// The REST layer served beside the engine (none: not served).
     #[serde(default)]
     pub api: Option<ApiConfig>,
+    /// Alert delivery and the SLA monitor.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: how alerts are dispatched (the channels and routing rules themselves are
+/// `/alert-channels` and `/alert-routing-rules` in the state store).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The tenant's IANA time zone, in which channels' quiet hours are read. Default `UTC`.
+    #[serde(default = "default_alerts_timezone")]
+    pub timezone: String,
+    /// How often the SLA monitor checks the templates' `schedule_expectation` windows and quiet
+    /// hours' digests are handed over, in seconds (at least 1). Default 30.
+    #[serde(default = "default_monitor_interval_seconds")]
+    pub monitor_interval_seconds: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            timezone: default_alerts_timezone(),
+            monitor_interval_seconds: default_monitor_interval_seconds(),
+        }
+    }
+}
+
+fn default_alerts_timezone() -> String {
+    "UTC".to_owned()
+}
+
+fn default_monitor_interval_seconds() -> u64 {
+    30
 }
 
 /// `[api]`: the REST layer `intake serve` serves beside the engine, over the same state store
@@ -109,9 +143,18 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// The state store's SQLite file (or a `sqlite:` URL). Default `intake.sqlite`.
+    /// The state store: a SQLite file (or a `sqlite:` URL), or a PostgreSQL URL
+    /// (`postgres://user@host:5432/intake`) shared by every process of a cluster. Default
+    /// `intake.sqlite`.
     #[serde(default = "default_state_path")]
     pub path: String,
+}
+
+/// Whether a state or queue location is a URL (`sqlite:`, `postgres:`, `postgresql:`) rather
+/// than a file path.
+pub fn is_url(location: &str) -> bool {
+    let lower = location.to_ascii_lowercase();
+    ["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| lower.starts_with(scheme))
 }
 
 impl Default for StateConfig {
@@ -447,7 +490,7 @@ impl ServiceConfig {
     /// reference.
     pub fn resolve_relative_to(&mut self, base: &Path) {
         let absolute = |path: &str| -> String {
-            if path.starts_with("sqlite:") || Path::new(path).is_absolute() {
+            if is_url(path) || Path::new(path).is_absolute() {
                 path.to_owned()
             } else {
                 base.join(path).display().to_string()
@@ -505,6 +548,15 @@ impl ServiceConfig {
         }
         if self.jobs.import_concurrency == 0 {
             problems.push("jobs.import_concurrency: must be at least 1".to_owned());
+        }
+        if self.alerts.monitor_interval_seconds == 0 {
+            problems.push("alerts.monitor_interval_seconds: must be at least 1".to_owned());
+        }
+        if self.alerts.timezone.parse::<chrono_tz::Tz>().is_err() {
+            problems.push(format!(
+                "alerts.timezone: '{}' is not an IANA time zone name (e.g. Europe/Stockholm)",
+                self.alerts.timezone
+            ));
         }
         for (field, zero) in [
             ("jobs.heartbeat_seconds", self.jobs.heartbeat_seconds == 0),

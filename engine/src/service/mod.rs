@@ -77,10 +77,12 @@ use thiserror::Error;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerting::{Alerting, Links, run_events, unmatched_event};
 use crate::events::SourceHealth;
 use crate::import::template_scopes;
 use crate::jobs::{
-    ImportFile, ImportUpload, JobError, JobQueue, JobQueueError, RetryRejectedRecords, Workers,
+    DeliverAlert, ImportFile, ImportUpload, JobError, JobQueue, JobQueueError,
+    RetryRejectedRecords, Workers,
 };
 use crate::m2m::{ApiClient, ClientConfig, ClientCredentials, TokenManager, load_signing_key};
 use crate::runner::{
@@ -189,11 +191,55 @@ struct PreparedSource {
     templates: Vec<Template>,
 }
 
+/// Which parts of the engine one `intake serve` process runs, so they can be split across
+/// machines over a shared state store and job queue (`--role`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Polls the sources, claims and enqueues files, ends given-up imports, and runs the alert
+    /// monitor (SLA windows, quiet-hours digests).
+    Poller,
+    /// Takes jobs from the queue: imports, uploads, record retries, alert deliveries.
+    Worker,
+    /// Serves the REST layer only (the binary's `[api]`).
+    Api,
+    /// All of the above in one process (the default).
+    #[default]
+    All,
+}
+
+impl Role {
+    /// Whether this role polls sources (and runs the alert monitor).
+    pub fn polls(self) -> bool {
+        matches!(self, Role::Poller | Role::All)
+    }
+
+    /// Whether this role takes jobs from the queue.
+    pub fn works(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+
+    /// Whether this role serves the REST layer.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    /// The role's name, as `--role` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Poller => "poller",
+            Role::Worker => "worker",
+            Role::Api => "api",
+            Role::All => "all",
+        }
+    }
+}
+
 /// A checked configuration, ready to [`run`](Service::run).
 pub struct Service {
     config: ServiceConfig,
     sources: Vec<PreparedSource>,
     client: ApiClient,
+    role: Role,
 }
 
 impl std::fmt::Debug for Service {
@@ -271,7 +317,9 @@ impl Service {
             }
         };
         match client {
-            Some(client) if problems.is_empty() => Ok(Service { config, sources, client }),
+            Some(client) if problems.is_empty() => {
+                Ok(Service { config, sources, client, role: Role::All })
+            }
             _ => Err(config_error(problems)),
         }
     }
@@ -279,6 +327,13 @@ impl Service {
     /// The configuration in force (overrides applied, paths absolute).
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// The service running only `role`'s part of the engine.
+    #[must_use]
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
     }
 
     /// Runs pollers and workers until `shutdown` fires, then stops them as the module docs say
@@ -300,7 +355,7 @@ impl Service {
         F: FnOnce(CompanionContext) -> Fut,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        let Service { config, sources, client } = self;
+        let Service { config, sources, client, role } = self;
         for path in [&config.state.path, &config.jobs.path] {
             create_parent(path)?;
         }
@@ -312,8 +367,11 @@ impl Service {
                 return Err(e.into());
             }
         };
-        let upload_dir = Path::new(&config.state.path)
-            .parent()
+        // Beside the first of the state and queue files (a PostgreSQL state has no folder).
+        let upload_dir = [&config.state.path, &config.jobs.path]
+            .into_iter()
+            .find(|location| !config::is_url(location))
+            .and_then(|file| Path::new(file).parent())
             .map_or_else(|| Path::new("uploads").to_owned(), |dir| dir.join("uploads"));
         let context = CompanionContext {
             upload_dir,
@@ -324,7 +382,7 @@ impl Service {
             shutdown: shutdown.clone(),
         };
         let companion = tokio::spawn(companion(context));
-        let result = serve(&config, sources, client, &store, &queue, shutdown.clone()).await;
+        let result = serve(&config, role, sources, client, &store, &queue, shutdown.clone()).await;
         // The engine stopped (on shutdown, or failing): the companion stops too.
         shutdown.cancel();
         let companion = match companion.await {
@@ -369,6 +427,8 @@ struct Shared {
     /// Cancels imports in flight (fired when the shutdown grace period is over).
     abort: CancellationToken,
     stats: Stats,
+    /// Routes, gates, stores and queues the alert events.
+    alerting: Arc<Alerting>,
 }
 
 /// A registered source: its store id and what the runner needs.
@@ -408,6 +468,7 @@ impl Shared {
 
 async fn serve(
     config: &ServiceConfig,
+    role: Role,
     sources: Vec<PreparedSource>,
     client: ApiClient,
     store: &Store,
@@ -420,6 +481,10 @@ async fn serve(
         active.push(register(store, &tenant, prepared).await?);
     }
     let configured: HashSet<String> = active.iter().map(|s| s.context.id.clone()).collect();
+    let links = Links { public_url: config.api.as_ref().and_then(|api| api.public_url.clone()) };
+    let alerting =
+        Alerting::new(store.clone(), queue.clone(), &tenant, &config.alerts.timezone, links)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
     let shared = Arc::new(Shared {
         store: store.clone(),
         queue: queue.clone(),
@@ -429,6 +494,7 @@ async fn serve(
         options: RunnerOptions { resume_unfinished: true, ..RunnerOptions::default() },
         abort: CancellationToken::new(),
         stats: Stats::default(),
+        alerting: Arc::new(alerting),
     });
 
     // Pollers stop on shutdown, or when the workers stopped on their own (a queue failure).
@@ -442,11 +508,19 @@ async fn serve(
         .filter(|s| s.active)
         .cloned()
         .collect();
-    for source in configured_sources {
-        pollers.spawn(poll_source(shared.clone(), source, stop_polling.clone()));
+    if role.polls() {
+        for source in configured_sources {
+            pollers.spawn(poll_source(shared.clone(), source, stop_polling.clone()));
+        }
+        tracing::info!(sources = pollers.len(), "intake serve: polling");
+        let interval = Duration::from_secs(config.alerts.monitor_interval_seconds);
+        pollers.spawn(monitor_alerts(shared.alerting.clone(), interval, stop_polling.clone()));
     }
-    tracing::info!(sources = pollers.len(), "intake serve: polling");
-    pollers.spawn(watch_stored_sources(shared.clone(), configured, stop_polling.clone()));
+    // Every role knows the sources created through the REST layer (a worker imports their
+    // files); only a poller polls them.
+    let stored =
+        watch_stored_sources(shared.clone(), configured, role.polls(), stop_polling.clone());
+    pollers.spawn(stored);
 
     let handler = {
         let shared = shared.clone();
@@ -469,11 +543,37 @@ async fn serve(
             async move { upload_job(&shared, job).await }
         }
     };
+    let alert_handler = {
+        let alerting = shared.alerting.clone();
+        let tenant = shared.tenant.clone();
+        move |job: DeliverAlert| {
+            let alerting = alerting.clone();
+            let tenant = tenant.clone();
+            async move {
+                if job.tenant_id != tenant {
+                    return Err(JobError::permanent(format!(
+                        "tenant {} is not served by this process",
+                        job.tenant_id
+                    )));
+                }
+                alerting.deliver(&job.alert_id).await
+            }
+        }
+    };
     let workers = Workers::new(queue)
         .import_file(config.jobs.import_concurrency, handler)
         .retry_rejected_records(RETRY_CONCURRENCY, retry_handler)
-        .import_upload(config.jobs.import_concurrency, upload_handler);
-    let running = workers.run(shutdown.clone());
+        .import_upload(config.jobs.import_concurrency, upload_handler)
+        .deliver_alert(ALERT_CONCURRENCY, alert_handler);
+    let (work, stop_work) = (role.works(), shutdown.clone());
+    let running = async move {
+        if work {
+            workers.run(stop_work).await
+        } else {
+            stop_work.cancelled().await;
+            Ok(())
+        }
+    };
     tokio::pin!(running);
     let grace = Duration::from_secs(config.jobs.shutdown_grace_seconds);
     let worked = tokio::select! {
@@ -648,7 +748,7 @@ fn build_client<'a>(
 }
 
 fn create_parent(location: &str) -> Result<(), ServiceError> {
-    if location.starts_with("sqlite:") {
+    if config::is_url(location) {
         return Ok(());
     }
     match Path::new(location).parent() {
@@ -751,6 +851,7 @@ const SOURCE_REFRESH: Duration = Duration::from_secs(2);
 async fn watch_stored_sources(
     shared: Arc<Shared>,
     configured: HashSet<String>,
+    poll: bool,
     stop: CancellationToken,
 ) {
     // id → (the settings it runs with, its poller's stop token)
@@ -788,10 +889,12 @@ async fn watch_stored_sources(
                             let token = stop.child_token();
                             let source = Arc::new(source);
                             shared.add_source(source.clone());
-                            pollers.spawn(poll_source(shared.clone(), source, token.clone()));
+                            if poll {
+                                pollers.spawn(poll_source(shared.clone(), source, token.clone()));
+                                tracing::info!(source = %id, "polling a source created through the API");
+                            }
                             running.insert(id.clone(), (settings, token));
                             broken.remove(id);
-                            tracing::info!(source = %id, "polling a source created through the API");
                         }
                         Err(problem) => {
                             mark_source_error(&shared.store, &shared.tenant, document, &problem)
@@ -924,7 +1027,7 @@ async fn poll_source(shared: Arc<Shared>, source: Arc<ActiveSource>, stop: Cance
             crate::metrics::count_poll_error(&name);
         }
         if let Some(event) = health.record(&shared.tenant, &source.context.id, error.as_deref()) {
-            crate::events::raise(&event);
+            shared.alerting.raise(event).await;
         }
         if let Ok(observed) = &report.outcome {
             handed.retain(|path, _| observed.ready.iter().any(|f| &f.path == path));
@@ -988,6 +1091,7 @@ async fn end_given_up_imports(shared: &Shared, source: &ActiveSource, ended: &mu
             Ok(outcome) => {
                 if let Some((run, placement)) = outcome {
                     tracing::warn!(job = %failed.id, claim = %job.claim_id, run = %run.meta.id, reason = %failed.reason, ?placement, "import job given up: run ended failed");
+                    raise_run_events(shared, &run, &templates).await;
                 }
                 ended.insert(failed.id);
             }
@@ -1150,6 +1254,7 @@ async fn upload_job(shared: &Shared, job: ImportUpload) -> Result<(), JobError> 
         Ok(run) => {
             bump(&shared.stats.imported);
             tracing::info!(run = %run.meta.id, status = run.body.status.as_str(), "upload imported");
+            raise_run_events(shared, &run, std::slice::from_ref(&template)).await;
             remove_upload(&job.path).await;
             Ok(())
         }
@@ -1241,6 +1346,7 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
         Ok(FileOutcome::Imported { run, placement, .. }) => {
             bump(&shared.stats.imported);
             tracing::info!(path = %file.path, run = %run.meta.id, status = run.body.status.as_str(), ?placement, "file imported");
+            raise_run_events(shared, &run, &templates).await;
             if run.body.claim_id.as_deref() != Some(claim.meta.id.as_str()) {
                 supersede(shared, &claim, "its content changed before the import").await;
             }
@@ -1249,6 +1355,9 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
         Ok(FileOutcome::Unmatched { run, placement }) => {
             bump(&shared.stats.unmatched);
             tracing::info!(path = %file.path, run = %run.meta.id, ?placement, "file unmatched");
+            let alerting = &shared.alerting;
+            let event = unmatched_event(&run, &source.context.id, tenant, alerting.links());
+            alerting.raise(event).await;
             Ok(())
         }
         Ok(FileOutcome::Skipped { reason, claim_id, .. }) => {
@@ -1262,6 +1371,42 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
         }
         Err(e @ RunnerError::Cancelled { .. }) => Err(JobError::retryable(e)),
         Err(e) => Err(job_error(e.is_retryable(), e)),
+    }
+}
+
+// ---- alerts ------------------------------------------------------------------------------------
+
+/// Alert deliveries in flight at once.
+const ALERT_CONCURRENCY: usize = 2;
+
+/// Every `interval` until `stop`: the alert dispatcher's tick (digests, given-up deliveries) and
+/// the SLA monitor.
+async fn monitor_alerts(alerting: Arc<Alerting>, interval: Duration, stop: CancellationToken) {
+    loop {
+        let now = Utc::now();
+        alerting.tick(now).await;
+        if let Err(e) = crate::alerting::sla_monitor::check(&alerting, now).await {
+            tracing::warn!(error = %e, "the SLA monitor could not check the templates");
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Raises the events of a finished run of one of `templates` (found by the run's template id).
+async fn raise_run_events(shared: &Shared, run: &crate::store::ImportRun, templates: &[Template]) {
+    let template_id = run.body.template_id.as_deref();
+    let template =
+        templates.iter().find(|t| Some(crate::runner::template_key(t).as_str()) == template_id);
+    let Some(template) = template else {
+        tracing::debug!(run = %run.meta.id, "the run's template is not served; no run alerts");
+        return;
+    };
+    let alerting = &shared.alerting;
+    for event in run_events(run, template, &shared.tenant, alerting.links()) {
+        alerting.raise(event).await;
     }
 }
 

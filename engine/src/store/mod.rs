@@ -5,9 +5,11 @@
 //! enum over backends rather than a trait object: async methods are not object-safe without
 //! boxing every future, an enum keeps one concrete type to put in `AppState` and job contexts
 //! without generics spreading through the crates, and a backend is added as a variant whose
-//! methods have the same signatures (PostgreSQL next to [`SqliteStore`]). The store test suite
-//! (`engine/tests/store_*.rs`) is written against [`Store`] only, so it runs unchanged against
-//! every backend.
+//! methods have the same signatures ([`SqliteStore`] embedded, [`PgStore`] for several engine
+//! processes sharing one database). What is not SQL (body cleaning, list query validation, the
+//! state machine checks) is shared by both in one private module, so they cannot drift apart. The
+//! store test suite (`engine/tests/store_*.rs`) is written against [`Store`] only and runs
+//! against every backend.
 //!
 //! What the store promises:
 //! - every write of a resource renews its `revision_id` (the ETag); `update` and `delete` with an
@@ -22,6 +24,8 @@
 //! It is not the place for the REST conventions themselves (the `where` syntax, field selection,
 //! defaults and read-only fields): [`ListQuery`] is the small, growable core they lower to.
 
+mod common;
+mod postgres;
 mod sqlite;
 mod types;
 
@@ -29,6 +33,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -36,7 +41,10 @@ pub use types::*;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The location given to [`Store::open`] is not one the store understands.
-    #[error("unsupported state store location {0:?}: expected a file path or sqlite:// URL")]
+    #[error(
+        "unsupported state store location {0:?}: expected a file path, a sqlite: URL or a \
+         postgres: URL"
+    )]
     UnsupportedLocation(String),
     /// The database could not be opened.
     #[error("cannot open the state store at {location}: {source}")]
@@ -49,7 +57,8 @@ pub enum StoreError {
     /// Applying the migrations failed.
     #[error("migrating the state store failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A database operation failed (I/O, locking, constraint); usually worth a retry.
+    /// A database operation failed (I/O, locking, a lost connection, a serialization failure or
+    /// deadlock, a constraint); usually worth a retry.
     #[error("state store database error: {0}")]
     Database(#[from] sqlx::Error),
     /// No such resource for this tenant (or it was deleted).
@@ -120,6 +129,8 @@ impl StoreError {
 pub enum Store {
     /// One SQLite file (the embedded default).
     Sqlite(SqliteStore),
+    /// A PostgreSQL database (shared by several engine processes).
+    Postgres(PgStore),
 }
 
 /// Dispatches a method call to the backend.
@@ -127,17 +138,19 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call,
         }
     };
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `location` — a file path, or a `sqlite:` URL —
-    /// and applies the migrations.
+    /// Opens the store at `location` and applies the migrations: a `postgres:` or
+    /// `postgresql:` URL is a PostgreSQL database (which must exist); anything else is a SQLite
+    /// file path or `sqlite:` URL (the file is created if needed).
     pub async fn open(location: &str) -> Result<Store, StoreError> {
         let lower = location.to_ascii_lowercase();
         if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
-            return Err(StoreError::UnsupportedLocation(location.to_owned()));
+            return Ok(Store::Postgres(PgStore::open(location).await?));
         }
         Ok(Store::Sqlite(SqliteStore::open(location).await?))
     }
@@ -188,6 +201,30 @@ impl Store {
         query: &ListQuery,
     ) -> Result<Page<Document>, StoreError> {
         dispatch!(self, s => s.list(collection, tenant, query).await)
+    }
+
+    /// Every resource `query` selects (its filters and `include_deleted`; its page and sort are
+    /// replaced), read a store page at a time, in creation order.
+    pub async fn list_all(
+        &self,
+        collection: Collection,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<Vec<Document>, StoreError> {
+        let query = ListQuery { sort: Vec::new(), ..query }.sort_by("created_at", false);
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let batch = self
+                .list(collection, tenant, &query.clone().page(page, ListQuery::MAX_PER_PAGE))
+                .await?;
+            let done = batch.items.len() < ListQuery::MAX_PER_PAGE as usize;
+            all.extend(batch.items);
+            if done {
+                return Ok(all);
+            }
+            page += 1;
+        }
     }
 
     /// Replaces a resource's body; with `expected_revision`, only if it is still current.

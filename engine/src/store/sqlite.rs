@@ -21,6 +21,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, Transaction};
 
+use super::common::{
+    Condition, ListPlan, Scalar, change_rejected_body, check_claim_move, check_outcome,
+    check_revision, check_run_move, clean_body, finish_run_body, from_doc_text, new_meta,
+    new_rejected_body, new_run_body, not_found, now, parse_rejected_status, plan_list,
+    rejected_template, start_run_body, to_doc_text,
+};
 use super::types::*;
 use super::{StoreError, new_object_id};
 
@@ -29,17 +35,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// The base columns, in the order [`meta_from_row`] reads them.
 const BASE_COLUMNS: &str =
     "_id, tenant_id, created_at, updated_at, revision_id, is_deleted, deleted_at";
-/// Keys of a body that are base fields and never stored in `doc`.
-const RESERVED_KEYS: &[&str] = &[
-    "_id",
-    "id",
-    "tenant_id",
-    "created_at",
-    "updated_at",
-    "revision_id",
-    "is_deleted",
-    "deleted_at",
-];
 /// Connections in the pool.
 const MAX_CONNECTIONS: u32 = 16;
 /// How long a writer waits for the write lock before giving up.
@@ -55,33 +50,20 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-/// A value bound to a placeholder of a dynamically built statement.
-#[derive(Debug, Clone)]
-enum Bind {
-    Text(String),
-    Int(i64),
-    Real(f64),
-    Bool(bool),
-}
-
 fn bind_all<'q>(
     mut query: Query<'q, Sqlite, SqliteArguments>,
-    binds: &[Bind],
+    binds: &[Scalar],
 ) -> Query<'q, Sqlite, SqliteArguments> {
     for bind in binds {
         query = match bind {
-            Bind::Text(s) => query.bind(s.clone()),
-            Bind::Int(i) => query.bind(*i),
-            Bind::Real(f) => query.bind(*f),
-            Bind::Bool(b) => query.bind(*b),
+            Scalar::Text(s) => query.bind(s.clone()),
+            Scalar::Int(i) => query.bind(*i),
+            Scalar::Real(f) => query.bind(*f),
+            Scalar::Bool(b) => query.bind(*b),
+            Scalar::Time(t) => query.bind(ts(*t)),
         };
     }
     query
-}
-
-/// The current time at the stored precision (microseconds).
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }
 
 /// A timestamp as stored: RFC 3339 UTC with microseconds, which sorts chronologically.
@@ -117,10 +99,7 @@ fn meta_from_row(row: &SqliteRow) -> Result<Meta, StoreError> {
 fn document_from_row(row: &SqliteRow) -> Result<Document, StoreError> {
     let meta = meta_from_row(row)?;
     let doc: String = row.try_get("doc")?;
-    let body = serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt {
-        what: meta.id.clone(),
-        reason: format!("document is not JSON: {e}"),
-    })?;
+    let body = from_doc_text(&doc, &meta.id)?;
     Ok(Document { meta, body })
 }
 
@@ -146,58 +125,41 @@ fn claim_from_row(row: &SqliteRow) -> Result<FileClaim, StoreError> {
     })
 }
 
-/// Checks a body is a JSON object and drops the base fields from it.
-fn clean_body(body: Value) -> Result<Value, StoreError> {
-    match body {
-        Value::Object(mut map) => {
-            for key in RESERVED_KEYS {
-                map.remove(*key);
-            }
-            Ok(Value::Object(map))
-        }
-        other => Err(StoreError::Invalid(format!(
-            "a resource body must be a JSON object, not {}",
-            match other {
-                Value::Null => "null",
-                Value::Bool(_) => "a boolean",
-                Value::Number(_) => "a number",
-                Value::String(_) => "a string",
-                Value::Array(_) => "an array",
-                Value::Object(_) => "an object",
-            }
-        ))),
+/// The WHERE clause of a list and its binds, in SQLite's dialect.
+fn where_clause(tenant: &str, plan: &ListPlan) -> (String, Vec<Scalar>) {
+    let mut conditions = String::from("tenant_id = ?");
+    let mut binds = vec![Scalar::Text(tenant.to_owned())];
+    if !plan.include_deleted {
+        conditions.push_str(" AND is_deleted = 0");
     }
-}
-
-fn to_doc_text<T: Serialize>(body: &T) -> Result<String, StoreError> {
-    serde_json::to_string(body).map_err(|e| StoreError::Invalid(e.to_string()))
-}
-
-/// A filter value as a bind; timestamps are normalised to the stored format.
-fn scalar_bind(field: &str, value: &Value) -> Result<Bind, StoreError> {
-    Ok(match value {
-        Value::Bool(b) => Bind::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Bind::Int(i),
-            None => Bind::Real(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) if matches!(field, "created_at" | "updated_at") => {
-            match DateTime::parse_from_rfc3339(s) {
-                Ok(t) => Bind::Text(ts(t.with_timezone(&Utc))),
-                Err(_) => Bind::Text(s.clone()),
+    for condition in &plan.conditions {
+        match condition {
+            Condition::IsNull(column) => conditions.push_str(&format!(" AND {column} IS NULL")),
+            Condition::IsNotNull(column) => {
+                conditions.push_str(&format!(" AND {column} IS NOT NULL"))
+            }
+            Condition::Never => conditions.push_str(" AND 0 = 1"),
+            Condition::In(column, values) => {
+                let marks = vec!["?"; values.len()].join(", ");
+                conditions.push_str(&format!(" AND {column} IN ({marks})"));
+                binds.extend(values.iter().cloned());
+            }
+            Condition::Compare(column, op, value) => {
+                let symbol = match op {
+                    FilterOp::Eq => "=",
+                    FilterOp::Ne => "IS NOT",
+                    FilterOp::Gt => ">",
+                    FilterOp::Gte => ">=",
+                    FilterOp::Lt => "<",
+                    FilterOp::Lte => "<=",
+                    FilterOp::In => "IN",
+                };
+                conditions.push_str(&format!(" AND {column} {symbol} ?"));
+                binds.push(value.clone());
             }
         }
-        Value::String(s) => Bind::Text(s.clone()),
-        Value::Null | Value::Array(_) | Value::Object(_) => {
-            return Err(StoreError::Invalid(format!(
-                "the filter on {field:?} needs a scalar value"
-            )));
-        }
-    })
-}
-
-fn not_found(what: impl ToString, id: &str) -> StoreError {
-    StoreError::NotFound { collection: what.to_string(), id: id.to_owned() }
+    }
+    (conditions, binds)
 }
 
 /// Loads a live document inside a transaction.
@@ -242,22 +204,6 @@ async fn save_body<T: Serialize>(
     Ok(Meta { updated_at: at, revision_id: revision, ..meta.clone() })
 }
 
-fn check_revision(
-    collection: Collection,
-    meta: &Meta,
-    expected: Option<&str>,
-) -> Result<(), StoreError> {
-    match expected {
-        Some(expected) if expected != meta.revision_id => Err(StoreError::Conflict {
-            collection: collection.to_string(),
-            id: meta.id.clone(),
-            expected: expected.to_owned(),
-            current_revision: meta.revision_id.clone(),
-        }),
-        _ => Ok(()),
-    }
-}
-
 async fn insert_history(
     conn: &mut SqliteConnection,
     record: &Meta,
@@ -292,25 +238,8 @@ async fn insert_rejected(
 ) -> Result<u64, StoreError> {
     let mut inserted = 0;
     for record in records {
-        let body = RejectedRecordBody {
-            import_run_id: run_id.to_owned(),
-            template_id: template_id.to_owned(),
-            row_number: record.row_number,
-            original_data: record.original_data.clone(),
-            validation_errors: record.validation_errors.clone(),
-            status: RejectedStatus::Pending,
-            corrected_data: None,
-        };
-        let at = now();
-        let meta = Meta {
-            id: new_object_id(),
-            tenant_id: tenant.to_owned(),
-            created_at: at,
-            updated_at: at,
-            revision_id: new_object_id(),
-            is_deleted: false,
-            deleted_at: None,
-        };
+        let body = new_rejected_body(run_id, template_id, record);
+        let meta = new_meta(tenant);
         let done = sqlx::query(
             "INSERT INTO rejected_records \
              (_id, tenant_id, created_at, updated_at, revision_id, is_deleted, deleted_at, doc) \
@@ -318,8 +247,8 @@ async fn insert_rejected(
         )
         .bind(&meta.id)
         .bind(tenant)
-        .bind(ts(at))
-        .bind(ts(at))
+        .bind(ts(meta.created_at))
+        .bind(ts(meta.updated_at))
         .bind(&meta.revision_id)
         .bind(to_doc_text(&body)?)
         .execute(&mut *conn)
@@ -353,7 +282,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        MIGRATOR.run(&pool).await?;
+        crate::sqlite_migrations::migrate(&MIGRATOR, &pool).await?;
         Ok(SqliteStore { pool })
     }
 
@@ -439,16 +368,7 @@ impl SqliteStore {
         tenant: &str,
         body: &T,
     ) -> Result<Meta, StoreError> {
-        let at = now();
-        let meta = Meta {
-            id: new_object_id(),
-            tenant_id: tenant.to_owned(),
-            created_at: at,
-            updated_at: at,
-            revision_id: new_object_id(),
-            is_deleted: false,
-            deleted_at: None,
-        };
+        let meta = new_meta(tenant);
         let sql = format!(
             "INSERT INTO {} \
              (_id, tenant_id, created_at, updated_at, revision_id, is_deleted, deleted_at, doc) \
@@ -458,8 +378,8 @@ impl SqliteStore {
         sqlx::query(AssertSqlSafe(sql))
             .bind(&meta.id)
             .bind(tenant)
-            .bind(ts(at))
-            .bind(ts(at))
+            .bind(ts(meta.created_at))
+            .bind(ts(meta.updated_at))
             .bind(&meta.revision_id)
             .bind(to_doc_text(body)?)
             .execute(conn)
@@ -485,75 +405,16 @@ impl SqliteStore {
         tenant: &str,
         query: &ListQuery,
     ) -> Result<Page<Document>, StoreError> {
-        let unknown = |field: &str| StoreError::UnknownField {
-            collection: collection.to_string(),
-            field: field.to_owned(),
-        };
-        // Column names come from `Collection::is_queryable`'s fixed list only, never from input.
-        let mut conditions = String::from("tenant_id = ?");
-        let mut binds = vec![Bind::Text(tenant.to_owned())];
-        if !query.include_deleted {
-            conditions.push_str(" AND is_deleted = 0");
-        }
-        for filter in &query.filters {
-            let column = filter.field.as_str();
-            if !collection.is_queryable(column) {
-                return Err(unknown(column));
-            }
-            match (filter.op, &filter.value) {
-                (FilterOp::Eq, Value::Null) => {
-                    conditions.push_str(&format!(" AND {column} IS NULL"))
-                }
-                (FilterOp::Ne, Value::Null) => {
-                    conditions.push_str(&format!(" AND {column} IS NOT NULL"))
-                }
-                (FilterOp::In, Value::Array(values)) => {
-                    if values.is_empty() {
-                        conditions.push_str(" AND 0 = 1");
-                    } else {
-                        let marks = vec!["?"; values.len()].join(", ");
-                        conditions.push_str(&format!(" AND {column} IN ({marks})"));
-                        for value in values {
-                            binds.push(scalar_bind(column, value)?);
-                        }
-                    }
-                }
-                (FilterOp::In, _) => {
-                    return Err(StoreError::Invalid(format!(
-                        "the `in` filter on {column:?} needs an array"
-                    )));
-                }
-                (op, value) => {
-                    let symbol = match op {
-                        FilterOp::Eq => "=",
-                        FilterOp::Ne => "IS NOT",
-                        FilterOp::Gt => ">",
-                        FilterOp::Gte => ">=",
-                        FilterOp::Lt => "<",
-                        FilterOp::Lte => "<=",
-                        FilterOp::In => "IN",
-                    };
-                    conditions.push_str(&format!(" AND {column} {symbol} ?"));
-                    binds.push(scalar_bind(column, value)?);
-                }
-            }
-        }
-        let mut order = Vec::new();
-        for sort in &query.sort {
-            if !collection.is_queryable(&sort.field) {
-                return Err(unknown(&sort.field));
-            }
-            order.push(format!("{} {}", sort.field, if sort.descending { "DESC" } else { "ASC" }));
-        }
-        if order.is_empty() {
-            order.push("created_at DESC".to_owned());
-            order.push("_id DESC".to_owned());
-        } else {
-            order.push("_id ASC".to_owned());
-        }
-        let per_page = query.per_page.clamp(1, ListQuery::MAX_PER_PAGE);
-        let page = query.page.max(1);
-        let offset = i64::from(page - 1) * i64::from(per_page);
+        let plan = plan_list(collection, query)?;
+        let (conditions, binds) = where_clause(tenant, &plan);
+        let order: Vec<String> = plan
+            .order
+            .iter()
+            .map(|(column, descending)| {
+                format!("{column} {}", if *descending { "DESC" } else { "ASC" })
+            })
+            .collect();
+        let ListPlan { page, per_page, offset, .. } = plan;
 
         let table = collection.table();
         let mut conn = self.pool.acquire().await?;
@@ -749,14 +610,7 @@ impl SqliteStore {
             Some(row) => claim_from_row(&row)?,
             None => return Err(not_found("file_claims", id)),
         };
-        if !claim.state.can_become(to) {
-            return Err(StoreError::IllegalTransition {
-                what: "file claim",
-                id: id.to_owned(),
-                from: claim.state.as_str().to_owned(),
-                to: to.as_str().to_owned(),
-            });
-        }
+        check_claim_move(id, claim.state, to)?;
         let at = now();
         let revision = new_object_id();
         if let Some(run_id) = run_id {
@@ -789,18 +643,7 @@ impl SqliteStore {
         tenant: &str,
         run: &NewImportRun,
     ) -> Result<ImportRun, StoreError> {
-        let body = ImportRunBody {
-            status: RunStatus::Queued,
-            source_id: run.source_id.clone(),
-            template_id: run.template_id.clone(),
-            claim_id: run.claim_id.clone(),
-            source_name: run.source_name.clone(),
-            counts: RunCounts::default(),
-            timings: Value::Object(Default::default()),
-            error: None,
-            started_at: None,
-            finished_at: None,
-        };
+        let body = new_run_body(run);
         let mut conn = self.pool.acquire().await?;
         let meta = self.insert_doc(&mut conn, Collection::ImportRuns, tenant, &body).await?;
         Ok(Document { meta, body })
@@ -818,20 +661,7 @@ impl SqliteStore {
         to: RunStatus,
     ) -> Result<ImportRun, StoreError> {
         let run: ImportRun = load_doc(conn, Collection::ImportRuns, tenant, id).await?.decode()?;
-        // `Running` here means "still running" (progress); the others are the final moves.
-        let legal = if to == RunStatus::Running {
-            run.body.status == RunStatus::Running
-        } else {
-            run.body.status.can_become(to)
-        };
-        if !legal {
-            return Err(StoreError::IllegalTransition {
-                what: "import run",
-                id: id.to_owned(),
-                from: run.body.status.as_str().to_owned(),
-                to: to.as_str().to_owned(),
-            });
-        }
+        check_run_move(&run, to)?;
         Ok(run)
     }
 
@@ -840,16 +670,7 @@ impl SqliteStore {
         let mut tx = self.write_tx().await?;
         let mut run: ImportRun =
             load_doc(&mut tx, Collection::ImportRuns, tenant, id).await?.decode()?;
-        if !run.body.status.can_become(RunStatus::Running) {
-            return Err(StoreError::IllegalTransition {
-                what: "import run",
-                id: id.to_owned(),
-                from: run.body.status.as_str().to_owned(),
-                to: RunStatus::Running.as_str().to_owned(),
-            });
-        }
-        run.body.status = RunStatus::Running;
-        run.body.started_at = Some(now());
+        start_run_body(&mut run)?;
         run.meta = save_body(&mut tx, Collection::ImportRuns, &run.meta, &run.body).await?;
         tx.commit().await?;
         Ok(run)
@@ -880,36 +701,17 @@ impl SqliteStore {
         outcome: &RunOutcome,
         rejected: &[NewRejectedRecord],
     ) -> Result<ImportRun, StoreError> {
-        if !outcome.status.is_final() {
-            return Err(StoreError::Invalid(format!(
-                "a run cannot finish as {}",
-                outcome.status.as_str()
-            )));
-        }
+        check_outcome(outcome)?;
         let mut tx = self.write_tx().await?;
         let mut run = Self::load_run(&mut tx, tenant, id, outcome.status).await?;
         if !rejected.is_empty() {
-            let Some(template_id) = run.body.template_id.clone() else {
-                return Err(StoreError::Invalid(format!(
-                    "run {id} has no template, so it cannot have rejected records"
-                )));
-            };
+            let template_id = rejected_template(&run)?;
             insert_rejected(&mut tx, tenant, id, &template_id, rejected).await?;
         }
         let at = now();
-        run.body.status = outcome.status;
-        run.body.counts = outcome.counts;
-        run.body.timings = outcome.timings.clone();
-        run.body.error = outcome.error.clone();
-        run.body.finished_at = Some(at);
+        let state = finish_run_body(&mut run, outcome, at);
         run.meta = save_body(&mut tx, Collection::ImportRuns, &run.meta, &run.body).await?;
         if let Some(claim_id) = &run.body.claim_id {
-            // The run's end is the claim's end, whichever live state the claim was in.
-            let state = if outcome.status == RunStatus::Failed {
-                ClaimState::Failed
-            } else {
-                ClaimState::Done
-            };
             sqlx::query(
                 "UPDATE file_claims SET state = ?, run_id = ?, updated_at = ?, revision_id = ? \
                  WHERE _id = ? AND tenant_id = ?",
@@ -1001,27 +803,7 @@ impl SqliteStore {
         let mut record: RejectedRecord =
             load_doc(&mut tx, Collection::RejectedRecords, tenant, id).await?.decode()?;
         check_revision(Collection::RejectedRecords, &record.meta, expected_revision)?;
-        let from = record.body.status;
-        if !from.can_become(to) {
-            return Err(StoreError::IllegalTransition {
-                what: "rejected record",
-                id: id.to_owned(),
-                from: from.as_str().to_owned(),
-                to: to.as_str().to_owned(),
-            });
-        }
-        if let Some(data) = corrected_data {
-            record.body.corrected_data = Some(data);
-        }
-        if to == RejectedStatus::Corrected && record.body.corrected_data.is_none() {
-            return Err(StoreError::Invalid(format!(
-                "rejected record {id} has no corrected_data to be corrected with"
-            )));
-        }
-        if let Some(errors) = validation_errors {
-            record.body.validation_errors = errors;
-        }
-        record.body.status = to;
+        let from = change_rejected_body(&mut record, to, corrected_data, validation_errors)?;
         record.meta =
             save_body(&mut tx, Collection::RejectedRecords, &record.meta, &record.body).await?;
         insert_history(&mut tx, &record.meta, Some(from), to, note).await?;
@@ -1053,23 +835,14 @@ impl SqliteStore {
         rows.iter()
             .map(|row| {
                 let hid: String = row.try_get("_id")?;
-                let corrupt = |reason: String| StoreError::Corrupt {
-                    what: format!("rejected record history {hid}"),
-                    reason,
-                };
+                let what = format!("rejected record history {hid}");
                 let from: Option<String> = row.try_get("from_status")?;
                 let to: String = row.try_get("to_status")?;
                 let changed_at: String = row.try_get("changed_at")?;
                 Ok(RejectedStatusChange {
                     rejected_record_id: row.try_get("rejected_record_id")?,
-                    from_status: from
-                        .map(|f| {
-                            RejectedStatus::parse(&f)
-                                .ok_or_else(|| corrupt(format!("unknown status {f:?}")))
-                        })
-                        .transpose()?,
-                    to_status: RejectedStatus::parse(&to)
-                        .ok_or_else(|| corrupt(format!("unknown status {to:?}")))?,
+                    from_status: from.map(|f| parse_rejected_status(&f, &what)).transpose()?,
+                    to_status: parse_rejected_status(&to, &what)?,
                     revision_id: row.try_get("revision_id")?,
                     changed_at: parse_ts(&changed_at, &hid)?,
                     note: row.try_get("note")?,

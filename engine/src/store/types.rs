@@ -74,17 +74,21 @@ pub enum Collection {
     AlertChannels,
     /// Alert routing rules (`/alert-routing-rules`).
     AlertRoutingRules,
+    /// Alerts raised and what became of them (`/alerts`, read-only); written by the engine's
+    /// dispatcher ([`crate::alerting`]).
+    Alerts,
 }
 
 impl Collection {
     /// Every collection.
-    pub const ALL: [Collection; 6] = [
+    pub const ALL: [Collection; 7] = [
         Collection::Templates,
         Collection::Sources,
         Collection::ImportRuns,
         Collection::RejectedRecords,
         Collection::AlertChannels,
         Collection::AlertRoutingRules,
+        Collection::Alerts,
     ];
 
     /// The table that holds the collection.
@@ -96,6 +100,7 @@ impl Collection {
             Collection::RejectedRecords => "rejected_records",
             Collection::AlertChannels => "alert_channels",
             Collection::AlertRoutingRules => "alert_routing_rules",
+            Collection::Alerts => "alerts",
         }
     }
 
@@ -119,6 +124,7 @@ impl Collection {
             }
             Collection::AlertChannels => &["name", "external_id", "type", "is_active"],
             Collection::AlertRoutingRules => &["name", "external_id", "priority", "is_active"],
+            Collection::Alerts => &["status", "channel_id", "event_type", "severity", "dedup_key"],
         }
     }
 

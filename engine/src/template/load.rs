@@ -335,6 +335,13 @@ impl Template {
         if let Err(error) = crate::matcher::FileMatcher::parse(self.file_matcher.as_deref()) {
             problems.push(TemplateProblem::new("/file_matcher", error.to_string()));
         }
+        if let Some(Err(problem)) = self
+            .schedule_expectation
+            .as_ref()
+            .and_then(intake_alerts::ScheduleExpectation::schedule_of)
+        {
+            problems.push(TemplateProblem::new("/schedule_expectation", problem));
+        }
         if let Some(transaction) = &self.transaction {
             problems.extend(
                 transaction
