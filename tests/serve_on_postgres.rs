@@ -11,62 +11,17 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{SandboxProcess, ServeProcess, repo, serve_config_base, wait_until};
+use common::{Database, SandboxProcess, ServeProcess, repo, serve_config_base, wait_until};
 use intake_engine::store::{Collection, ListQuery, Store};
 
 const TENANT: &str = "64a1b2c3d4e5f6789012abcd";
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A database of its own on the server of `INTAKE_TEST_POSTGRES_URL`, dropped at the end.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(admin: &str) -> Database {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("intake_serve_{}_{nanos}", std::process::id());
-        psql(admin, &format!("CREATE DATABASE {name}"));
-        let mut url = url::Url::parse(admin).unwrap();
-        url.set_path(&name);
-        Database { admin: admin.to_owned(), name, url: url.to_string() }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        psql(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let output = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-c", sql]).output();
-    let output = output.expect("psql runs (the postgresql-client package)");
-    assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
-}
-
-fn admin_url() -> Option<String> {
-    match std::env::var("INTAKE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let required = std::env::var("INTAKE_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-            assert!(!required, "INTAKE_REQUIRE_SERVICES=1 but INTAKE_TEST_POSTGRES_URL is unset");
-            eprintln!("skipped: set INTAKE_TEST_POSTGRES_URL to run intake serve on PostgreSQL");
-            None
-        }
-    }
-}
-
 #[test]
 fn a_poller_and_a_worker_share_a_postgresql_state_store() {
-    let Some(admin) = admin_url() else { return };
-    let database = Database::create(&admin);
+    let Some(database) = Database::create() else { return };
     let sandbox = SandboxProcess::start();
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");

@@ -4,6 +4,7 @@
 //! - [`platform`]: a sandbox on 127.0.0.1 with one registered client, and clients of it;
 //! - [`proxy`]: an HTTP proxy in front of the sandbox that counts what it sees, injects scripted
 //!   answers, delays and dropped connections, and runs a hook before forwarding a chosen request;
+//! - [`services`]: a PostgreSQL database and a RabbitMQ virtual host of a test's own;
 //! - [`writer`]: runs the row writer over a list of rows and collects every outcome;
 //! - [`processes`]: the built `intake sandbox` and `intake serve` as child processes (the
 //!   `serve_*` and `import_command` tests);
@@ -17,11 +18,12 @@
 pub mod platform;
 pub mod processes;
 pub mod proxy;
+pub mod services;
 pub mod writer;
 
 // Not every test file uses every part.
 #[allow(unused_imports)]
-pub use {platform::*, processes::*, proxy::*, writer::*};
+pub use {platform::*, processes::*, proxy::*, services::*, writer::*};
 
 use serde_json::{Map, Value};
 

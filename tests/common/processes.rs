@@ -23,28 +23,63 @@ impl ListeningProcess {
     /// How many `resource` records the sandbox holds for the fixture tenant, asked through the
     /// M2M client as the demo integration (needs `<resource>:list`).
     pub fn total(&self, resource: &str) -> u64 {
+        let client = self.demo_client(resource);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let query = intake_engine::m2m::ListQuery { per_page: 1, ..Default::default() };
+        runtime.block_on(async { client.list(resource, &query).await.unwrap().total })
+    }
+
+    /// An M2M client of the demo integration for the fixture tenant, allowed to list `resource`.
+    fn demo_client(&self, resource: &str) -> intake_engine::m2m::ApiClient {
         use intake_engine::m2m::TokenManager;
         use intake_engine::m2m::jws::SigningKey;
-        use intake_engine::m2m::{ApiClient, ClientConfig, ClientCredentials, ListQuery};
-        let runtime = tokio::runtime::Runtime::new().unwrap();
+        use intake_engine::m2m::{ApiClient, ClientConfig, ClientCredentials};
         let base = url::Url::parse(&self.url).unwrap();
         let mut config = ClientConfig::new(base.clone());
         config.tenant_id = Some("64a1b2c3d4e5f6789012abcd".to_owned());
+        let http = ApiClient::http_client(&config).unwrap();
+        let key = fs::read_to_string(repo("fixtures/sandbox/demo-client.key.pem")).unwrap();
+        let credentials = ClientCredentials {
+            token_url: base.join("auth/token").unwrap(),
+            client_id: "demo-integration".to_owned(),
+            kid: "demo-2026".to_owned(),
+            key: SigningKey::from_pem(&key).unwrap(),
+            scopes: vec![format!("{resource}:list")],
+            dpop_key: None,
+        };
+        ApiClient::new(config, TokenManager::new(http.clone(), credentials), http)
+    }
+
+    /// Every `resource` record's `field` value (as text), read page by page through the M2M
+    /// client as the demo integration.
+    pub fn values(&self, resource: &str, field: &str) -> Vec<String> {
+        let client = self.demo_client(resource);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
-            let http = ApiClient::http_client(&config).unwrap();
-            let key = fs::read_to_string(repo("fixtures/sandbox/demo-client.key.pem")).unwrap();
-            let credentials = ClientCredentials {
-                token_url: base.join("auth/token").unwrap(),
-                client_id: "demo-integration".to_owned(),
-                kid: "demo-2026".to_owned(),
-                key: SigningKey::from_pem(&key).unwrap(),
-                scopes: vec![format!("{resource}:list")],
-                dpop_key: None,
-            };
-            let client = ApiClient::new(config, TokenManager::new(http.clone(), credentials), http);
-            let query = ListQuery { per_page: 1, ..ListQuery::default() };
-            client.list(resource, &query).await.unwrap().total
+            let mut values = Vec::new();
+            for page in 1.. {
+                let query = intake_engine::m2m::ListQuery {
+                    fields: Some(vec![field.to_owned()]),
+                    page,
+                    per_page: 100,
+                    ..intake_engine::m2m::ListQuery::default()
+                };
+                let listed = client.list(resource, &query).await.unwrap();
+                values.extend(listed.items.iter().map(|item| match item.body.get(field) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    other => format!("{other:?}"),
+                }));
+                if listed.items.is_empty() || u64::from(page) * 100 >= listed.total {
+                    break;
+                }
+            }
+            values
         })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `intake sandbox` with the fixture clients.
@@ -138,6 +173,16 @@ impl ServeProcess {
         if let Some(status) = self.child.try_wait().unwrap() {
             panic!("intake serve exited early ({status}):\n{}", self.output());
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has ended (a supervisor would restart it).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
     }
 
     /// SIGKILL: no handler runs, nothing is flushed or handed back.

@@ -1,7 +1,13 @@
 //! The durable job queue: poll a source, import a claimed file, retry rejected records.
 //!
-//! Jobs live in SQLite through [apalis] (`apalis-sqlite`), the embedded default; the scale-out
-//! issue puts RabbitMQ (`apalis-amqp`) behind the same [`JobQueue`] / [`Workers`] interface.
+//! Jobs live in SQLite through [apalis] (`apalis-sqlite`), the embedded default ([`sqlite`]), or on
+//! a RabbitMQ broker through lapin ([`amqp`]) when engines on several machines share the work;
+//! [`JobQueue`] / [`Workers`] are the same for both. `apalis-amqp` is not used: its releases target
+//! apalis 0.6 (we are on apalis 1), so the broker is spoken to directly.
+//!
+//! Everything below describes the SQLite queue; the RabbitMQ queue keeps the same promises by
+//! the broker's means (publisher confirms, acknowledgements, delay and dead-letter queues), see
+//! [`amqp`], except that its enqueue is not deduplicated ([`JobQueue::enqueue_is_idempotent`]).
 //!
 //! # Where the jobs live
 //! In their **own SQLite file** (for example `intake.jobs.sqlite` next to the state store), not in
@@ -50,32 +56,22 @@
 //! Retries and backoff run inside the worker process (apalis's retry layer): a worker killed
 //! during a backoff loses nothing, its job comes back through the orphan path above.
 
+mod amqp;
+mod amqp_worker;
+mod sqlite;
 mod worker;
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
-use apalis_sqlite::{Config as ApalisConfig, SqliteStorage};
+use apalis_sqlite::Config as ApalisConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 
+use amqp::AmqpJobs;
+use sqlite::SqliteJobs;
 pub use worker::{JobHandler, Workers};
-
-/// The columns of a [`JobRecord`].
-macro_rules! select_job {
-    () => {
-        "SELECT id, job_type, status, attempts, max_attempts, last_result, job FROM Jobs"
-    };
-}
-
-/// How long a connection waits for SQLite's write lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A kind of job: its payload, the queue it goes to and whether its enqueue is deduplicated.
 pub trait Job: Clone + Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
@@ -179,26 +175,46 @@ impl Job for DeliverAlert {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct JobError {
-    retryable: bool,
+    kind: JobErrorKind,
     reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobErrorKind {
+    Retryable,
+    Permanent,
+    Busy,
 }
 
 impl JobError {
     /// A failure that may go away (an external system is down, a lock timed out): the job is
     /// retried with backoff until its attempts run out.
     pub fn retryable(reason: impl std::fmt::Display) -> Self {
-        JobError { retryable: true, reason: reason.to_string() }
+        JobError { kind: JobErrorKind::Retryable, reason: reason.to_string() }
     }
 
     /// A failure that another attempt cannot fix (bad input, a missing resource, our own bug):
     /// the job ends failed at once.
     pub fn permanent(reason: impl std::fmt::Display) -> Self {
-        JobError { retryable: false, reason: reason.to_string() }
+        JobError { kind: JobErrorKind::Permanent, reason: reason.to_string() }
+    }
+
+    /// The job could not start because another worker holds what it works on (a second delivery
+    /// of a job whose file is being imported): on RabbitMQ it waits one retry delay without
+    /// using an attempt; on SQLite (where it cannot happen, enqueue being idempotent) it counts
+    /// as a retryable failure.
+    pub fn busy(reason: impl std::fmt::Display) -> Self {
+        JobError { kind: JobErrorKind::Busy, reason: reason.to_string() }
     }
 
     /// Whether another attempt can help.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.kind != JobErrorKind::Permanent
+    }
+
+    /// Whether the job only has to wait ([`JobError::busy`]).
+    pub fn is_busy(&self) -> bool {
+        self.kind == JobErrorKind::Busy
     }
 
     /// What went wrong, as stored on the failed job.
@@ -235,6 +251,17 @@ pub enum JobQueueError {
     /// The configuration is unusable (reported before anything starts).
     #[error("invalid job queue configuration: {0}")]
     Config(String),
+    /// The RabbitMQ broker could not be reached or refused an operation.
+    #[error("job queue broker {address}: {reason}")]
+    Broker {
+        /// The broker's address, without credentials.
+        address: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The operation needs a queue that can list its jobs (SQLite), not a broker.
+    #[error("{0} is not possible on a RabbitMQ job queue")]
+    Unsupported(&'static str),
     /// A worker stopped with an error (its backend failed, e.g. the database went away).
     #[error("the {queue} worker failed: {reason}")]
     Worker {
@@ -364,36 +391,35 @@ pub struct GivenUpJob<J> {
     pub reason: String,
 }
 
-/// The job queue: enqueue jobs and read their state. Cheap to clone (it shares one pool).
+/// The job queue: enqueue jobs and read their state. Cheap to clone (it shares one pool or one
+/// broker connection).
 #[derive(Debug, Clone)]
 pub struct JobQueue {
-    pool: SqlitePool,
+    backend: Backend,
     config: QueueConfig,
 }
 
+/// Where the jobs live.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    /// A SQLite file, through apalis.
+    Sqlite(SqliteJobs),
+    /// A RabbitMQ broker.
+    Amqp(Arc<AmqpJobs>),
+}
+
 impl JobQueue {
-    /// Opens (creating if needed) the queue's SQLite file at `location` — a path or a `sqlite:`
-    /// URL — and applies apalis's migrations.
+    /// Opens the queue at `location`: an `amqp://` or `amqps://` URL is a RabbitMQ broker (every
+    /// queue is declared); anything else is a SQLite file path or `sqlite:` URL (created if
+    /// needed, apalis's migrations applied).
     pub async fn open(location: &str, config: QueueConfig) -> Result<Self, JobQueueError> {
         config.validate()?;
-        let open_error = |source| JobQueueError::Open { location: location.to_owned(), source };
-        let options = if location.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(location).map_err(open_error)?
+        let backend = if amqp::is_broker_url(location) {
+            Backend::Amqp(Arc::new(AmqpJobs::open(location, config.clone()).await?))
         } else {
-            SqliteConnectOptions::new().filename(location)
+            Backend::Sqlite(SqliteJobs::open(location, config.clone()).await?)
         };
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
-        crate::sqlite_migrations::migrate(&SqliteStorage::migrations(), &pool).await?;
-        Ok(JobQueue { pool, config })
+        Ok(JobQueue { backend, config })
     }
 
     /// The settings the queue was opened with.
@@ -401,62 +427,50 @@ impl JobQueue {
         &self.config
     }
 
-    /// Closes the pool (after every worker stopped).
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Whether enqueueing a job with an idempotency key twice adds it once (SQLite: a unique
+    /// index). RabbitMQ has no such index: a job may then be queued twice, and its handler must
+    /// hold the uniqueness itself (the engine leases the claim of a file being imported).
+    pub fn enqueue_is_idempotent(&self) -> bool {
+        matches!(self.backend, Backend::Sqlite(_))
+    }
+
+    /// Closes the pool or the broker connection (after every worker stopped).
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.backend {
+            Backend::Sqlite(q) => q.close().await,
+            Backend::Amqp(q) => q.close().await,
+        }
     }
 
-    /// Whether the queue's database answers (for `/readyz`).
+    /// Whether the queue's database or broker answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), JobQueueError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite(q) => q.ping().await,
+            Backend::Amqp(q) => q.ping(),
+        }
     }
 
-    /// How many jobs of every queue are still to run: waiting, running or to be retried (for
-    /// `/metrics`).
+    /// How many jobs of every queue are still to run (for `/metrics`): on SQLite waiting, running
+    /// or to be retried; on RabbitMQ waiting or to be retried (the broker does not count the
+    /// ones being run).
     pub async fn depth(&self) -> Result<u64, JobQueueError> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM Jobs WHERE status NOT IN ('Done', 'Killed') \
-             AND NOT (status = 'Failed' AND attempts >= max_attempts)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        match &self.backend {
+            Backend::Sqlite(q) => q.depth().await,
+            Backend::Amqp(q) => q.depth().await,
+        }
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// Puts `job` on its queue and returns the job's id. With an idempotency key
+    /// Puts `job` on its queue and returns the job's id. On SQLite, with an idempotency key
     /// ([`Job::idempotency_key`]) already used in that queue nothing is added and the id of the
-    /// existing job is returned.
+    /// existing job is returned; on RabbitMQ every call adds a job.
     pub async fn enqueue<J: Job>(&self, job: J) -> Result<String, JobQueueError> {
-        let key = job.idempotency_key();
-        if let Some(key) = &key
-            && let Some(id) = self.job_id_for_key(J::QUEUE, key).await?
-        {
-            return Ok(id);
-        }
-        let id = ulid::Ulid::generate();
-        let mut builder = TaskBuilder::new(job)
-            .task_id(TaskId::from_ulid(id))
-            .max_attempts(self.config.max_attempts);
-        if let Some(key) = &key {
-            builder = builder.idempotency_key(key);
-        }
-        let mut storage =
-            SqliteStorage::<J>::new(&self.pool).with_config(self.config.apalis_config(J::QUEUE, 1));
-        storage
-            .push_task(builder.build())
-            .await
-            .map_err(|e| JobQueueError::Enqueue { queue: J::QUEUE, reason: e.to_string() })?;
-        match &key {
-            // A concurrent enqueue may have won the race: report the job that is there.
-            Some(key) => {
-                Ok(self.job_id_for_key(J::QUEUE, key).await?.unwrap_or_else(|| id.to_string()))
-            }
-            None => Ok(id.to_string()),
+        match &self.backend {
+            Backend::Sqlite(q) => q.enqueue(job).await,
+            Backend::Amqp(q) => q.enqueue(&job).await,
         }
     }
 
@@ -465,12 +479,12 @@ impl JobQueue {
         self.enqueue(job).await
     }
 
-    /// Enqueues an [`ImportFile`]; idempotent per claim.
+    /// Enqueues an [`ImportFile`]; idempotent per claim on SQLite.
     pub async fn enqueue_import_file(&self, job: ImportFile) -> Result<String, JobQueueError> {
         self.enqueue(job).await
     }
 
-    /// Enqueues an [`ImportUpload`] (once per run).
+    /// Enqueues an [`ImportUpload`] (once per run on SQLite).
     pub async fn enqueue_import_upload(&self, job: ImportUpload) -> Result<String, JobQueueError> {
         self.enqueue(job).await
     }
@@ -483,54 +497,34 @@ impl JobQueue {
         self.enqueue(job).await
     }
 
-    async fn job_id_for_key(
-        &self,
-        queue: &str,
-        key: &str,
-    ) -> Result<Option<String>, JobQueueError> {
-        let row = sqlx::query("SELECT id FROM Jobs WHERE job_type = ? AND idempotency_key = ?")
-            .bind(queue)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
-    }
-
-    /// One job by id.
+    /// One job by id (SQLite only: a broker cannot look a message up).
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, JobQueueError> {
-        let row = sqlx::query(concat!(select_job!(), " WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(job_record))
+        match &self.backend {
+            Backend::Sqlite(q) => q.job(id).await,
+            Backend::Amqp(_) => Err(JobQueueError::Unsupported("looking a job up by id")),
+        }
     }
 
-    /// Every job that ended failed (permanently, or with its attempts used up), oldest first.
+    /// Every job that ended failed (permanently, or with its attempts used up), oldest first; on
+    /// RabbitMQ the jobs in the dead-letter queues.
     pub async fn failed_jobs(&self) -> Result<Vec<JobRecord>, JobQueueError> {
-        let rows = sqlx::query(concat!(
-            select_job!(),
-            " WHERE status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)",
-            " ORDER BY done_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(job_record).collect())
+        match &self.backend {
+            Backend::Sqlite(q) => q.failed_jobs().await,
+            Backend::Amqp(q) => q.failed_jobs().await,
+        }
     }
 
     /// The jobs of `J`'s queue the queue gave up on (ended failed), oldest first, each with its
     /// payload and the reason — for the owner to record the failure on its own state (e.g. end
-    /// the import run `failed`). Listed for ever: a consumer must be idempotent.
+    /// the import run `failed`). Listed for ever (on RabbitMQ: while they are in the dead-letter
+    /// queue): a consumer must be idempotent.
     pub async fn given_up<J: Job>(&self) -> Result<Vec<GivenUpJob<J>>, JobQueueError> {
-        let rows = sqlx::query(concat!(
-            select_job!(),
-            " WHERE job_type = ? AND (status = 'Killed' OR (status = 'Failed' AND attempts >= \
-             max_attempts)) ORDER BY done_at, id"
-        ))
-        .bind(J::QUEUE)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut given_up = Vec::with_capacity(rows.len());
-        for record in rows.iter().map(job_record) {
+        let records = match &self.backend {
+            Backend::Sqlite(q) => q.given_up(J::QUEUE).await?,
+            Backend::Amqp(q) => q.given_up(J::QUEUE).await?,
+        };
+        let mut given_up = Vec::with_capacity(records.len());
+        for record in records {
             match serde_json::from_value::<J>(record.payload.clone()) {
                 Ok(job) => given_up.push(GivenUpJob {
                     reason: record.last_error.clone().unwrap_or_else(|| {
@@ -548,47 +542,11 @@ impl JobQueue {
         Ok(given_up)
     }
 
-    /// Every job of one queue, oldest first (for tests and the operator view).
+    /// Every job of one queue, oldest first (SQLite only; for tests and the operator view).
     pub async fn jobs(&self, queue: &str) -> Result<Vec<JobRecord>, JobQueueError> {
-        let rows = sqlx::query(concat!(select_job!(), " WHERE job_type = ? ORDER BY id"))
-            .bind(queue)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(job_record).collect())
+        match &self.backend {
+            Backend::Sqlite(q) => q.jobs(queue).await,
+            Backend::Amqp(_) => Err(JobQueueError::Unsupported("listing a queue's jobs")),
+        }
     }
-}
-
-fn job_record(row: &sqlx::sqlite::SqliteRow) -> JobRecord {
-    let status: String = row.get("status");
-    let attempts = u64::try_from(row.get::<i64, _>("attempts")).unwrap_or(0);
-    let max_attempts = u64::try_from(row.get::<i64, _>("max_attempts")).unwrap_or(0);
-    let state = match status.as_str() {
-        "Done" => JobState::Succeeded,
-        "Killed" => JobState::Failed,
-        "Failed" if attempts >= max_attempts => JobState::Failed,
-        "Queued" | "Running" => JobState::Running,
-        _ => JobState::Waiting,
-    };
-    let payload: Vec<u8> = row.get("job");
-    let payload = serde_json::from_slice(&payload)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&payload).into_owned()));
-    let last_error = row.get::<Option<String>, _>("last_result").and_then(|r| error_reason(&r));
-    JobRecord {
-        id: row.get("id"),
-        queue: row.get("job_type"),
-        state,
-        attempts,
-        max_attempts,
-        last_error,
-        payload,
-    }
-}
-
-/// apalis stores a result as `{"Ok": …}` or `{"Err": "…"}`; a permanent failure is wrapped in
-/// apalis's `AbortError`, whose prefix is dropped here.
-fn error_reason(last_result: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(last_result).ok()?;
-    let err = value.get("Err")?;
-    let text = err.as_str().map_or_else(|| err.to_string(), str::to_owned);
-    Some(text.strip_prefix("AbortError: ").unwrap_or(&text).to_owned())
 }

@@ -1,4 +1,5 @@
-//! The workers: N concurrent handlers per job type, on apalis.
+//! The workers: N concurrent handlers per job type, on apalis (SQLite) or on a RabbitMQ consumer
+//! ([`super::amqp_worker`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,9 +18,10 @@ use apalis::prelude::{
 use apalis_sqlite::SqliteStorage;
 use tokio_util::sync::CancellationToken;
 
+use super::sqlite::SqliteJobs;
 use super::{
-    DeliverAlert, ImportFile, ImportUpload, Job, JobError, JobQueue, JobQueueError, PollSource,
-    RetryRejectedRecords,
+    Backend, DeliverAlert, ImportFile, ImportUpload, Job, JobError, JobQueue, JobQueueError,
+    PollSource, RetryRejectedRecords,
 };
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -44,11 +46,15 @@ where
     }
 }
 
-type DynHandler<J> = Arc<dyn Fn(J) -> BoxFuture<Result<(), JobError>> + Send + Sync>;
+/// A lane's handler, type-erased.
+pub(super) type DynHandler<J> = Arc<dyn Fn(J) -> BoxFuture<Result<(), JobError>> + Send + Sync>;
 
-struct Lane<J> {
-    concurrency: usize,
-    handler: DynHandler<J>,
+/// One job type's share of the workers: how many run at once, and what runs them.
+pub(super) struct Lane<J> {
+    /// Jobs run at once (at least 1).
+    pub(super) concurrency: usize,
+    /// The engine's handler.
+    pub(super) handler: DynHandler<J>,
 }
 
 impl<J: Job> Lane<J> {
@@ -182,7 +188,12 @@ async fn run_lane<J: Job>(
     let Some(lane) = lane else { return Ok(()) };
     // Boxed as a `Send` future here, where the job type is concrete: the compiler cannot prove
     // apalis's worker future `Send` for every lifetime otherwise.
-    let serving: BoxFuture<Result<(), JobQueueError>> = Box::pin(serve(queue, lane, stop.clone()));
+    let serving: BoxFuture<Result<(), JobQueueError>> = match queue.backend() {
+        Backend::Sqlite(jobs) => Box::pin(serve(jobs.clone(), lane, stop.clone())),
+        Backend::Amqp(jobs) => {
+            Box::pin(super::amqp_worker::serve(jobs.clone(), lane, stop.clone()))
+        }
+    };
     let result = serving.await;
     if result.is_err() {
         // Stop the sibling job types gracefully rather than leaving them running alone.
@@ -192,7 +203,7 @@ async fn run_lane<J: Job>(
 }
 
 async fn serve<J: Job>(
-    queue: JobQueue,
+    queue: SqliteJobs,
     lane: Lane<J>,
     stop: CancellationToken,
 ) -> Result<(), JobQueueError> {

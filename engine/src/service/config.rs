@@ -42,7 +42,8 @@
 //!   `file_matcher`, `priority`, `is_active`, `post_process_policy`, `completed_folder` and
 //!   `error_folder` over the file's own values (so one template file serves several sources).
 //! - **Environment overrides**: `INTAKE_<SECTION>_<KEY>` replaces a scalar setting:
-//!   `INTAKE_STATE_PATH`, `INTAKE_JOBS_PATH`, `INTAKE_JOBS_IMPORT_CONCURRENCY`,
+//!   `INTAKE_STATE_PATH`, `INTAKE_JOBS_QUEUE`, `INTAKE_JOBS_QUEUE_PASSWORD`, `INTAKE_JOBS_PATH`,
+//!   `INTAKE_JOBS_LEASE_SECONDS`, `INTAKE_JOBS_IMPORT_CONCURRENCY`,
 //!   `INTAKE_JOBS_SHUTDOWN_GRACE_SECONDS`, `INTAKE_JOBS_HEARTBEAT_SECONDS`,
 //!   `INTAKE_JOBS_MISSED_HEARTBEATS`, `INTAKE_JOBS_MAX_ATTEMPTS`, `INTAKE_PLATFORM_URL`, `INTAKE_PLATFORM_CLIENT_ID`,
 //!   `INTAKE_PLATFORM_KID`, `INTAKE_PLATFORM_KEY_CREDENTIAL`, `INTAKE_PLATFORM_TENANT_ID`.
@@ -171,10 +172,23 @@ fn default_state_path() -> String {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobsConfig {
-    /// The job queue's SQLite file (or a `sqlite:` URL); never the state store's file.
-    /// Default `intake.jobs.sqlite`.
+    /// Where the jobs live: `"sqlite"` (the file at `path`; the default), or a RabbitMQ URL
+    /// (`amqp://intake@rabbit:5672/%2f`, `amqps://…`) shared by every process of a cluster.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// The RabbitMQ password as a credential reference (`env:VAR`, `file:/path`), put into the
+    /// `queue` URL when it is opened, so the configuration file holds no secret.
+    #[serde(default)]
+    pub queue_password: Option<String>,
+    /// The job queue's SQLite file (or a `sqlite:` URL) when `queue = "sqlite"`; never the state
+    /// store's file. Default `intake.jobs.sqlite`.
     #[serde(default = "default_jobs_path")]
     pub path: String,
+    /// How long a poller's hold on a source (and, on RabbitMQ, a worker's hold on the file it
+    /// imports) lasts unless renewed, in seconds: another process takes over a dead holder's
+    /// sources and files after it. Renewed every third of it. Default 30.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
     /// How many files this process imports at once. Default 2.
     #[serde(default = "default_import_concurrency")]
     pub import_concurrency: usize,
@@ -199,7 +213,10 @@ pub struct JobsConfig {
 impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig {
+            queue: default_queue(),
+            queue_password: None,
             path: default_jobs_path(),
+            lease_seconds: default_lease_seconds(),
             import_concurrency: default_import_concurrency(),
             shutdown_grace_seconds: default_shutdown_grace_seconds(),
             heartbeat_seconds: default_heartbeat_seconds(),
@@ -210,6 +227,33 @@ impl Default for JobsConfig {
 }
 
 impl JobsConfig {
+    /// Whether the jobs live on a RabbitMQ broker (`queue` is an `amqp(s)://` URL).
+    pub fn on_broker(&self) -> bool {
+        let lower = self.queue.to_ascii_lowercase();
+        lower.starts_with("amqp://") || lower.starts_with("amqps://")
+    }
+
+    /// Where [`crate::jobs::JobQueue::open`] finds the queue: the broker URL with its password
+    /// resolved from `queue_password`, or the SQLite `path`.
+    pub fn queue_location(&self) -> Result<String, String> {
+        if !self.on_broker() {
+            return Ok(self.path.clone());
+        }
+        let Some(reference) = &self.queue_password else { return Ok(self.queue.clone()) };
+        let secret = crate::m2m::resolve_credential(reference)
+            .map_err(|e| format!("jobs.queue_password: {e}"))?;
+        let mut url =
+            reqwest::Url::parse(&self.queue).map_err(|e| format!("jobs.queue: not a URL: {e}"))?;
+        url.set_password(Some(secret.expose()))
+            .map_err(|()| "jobs.queue: this URL cannot carry a password".to_owned())?;
+        Ok(url.to_string())
+    }
+
+    /// How long a lease lasts unless renewed.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+
     /// The job queue's settings: these over [`QueueConfig::default`].
     pub fn queue_config(&self) -> QueueConfig {
         QueueConfig {
@@ -219,6 +263,14 @@ impl JobsConfig {
             ..QueueConfig::default()
         }
     }
+}
+
+fn default_queue() -> String {
+    "sqlite".to_owned()
+}
+
+fn default_lease_seconds() -> u64 {
+    30
 }
 
 fn default_jobs_path() -> String {
@@ -449,6 +501,13 @@ impl ServiceConfig {
             match name {
                 "INTAKE_STATE_PATH" => self.state.path = value,
                 "INTAKE_JOBS_PATH" => self.jobs.path = value,
+                "INTAKE_JOBS_QUEUE" => self.jobs.queue = value,
+                "INTAKE_JOBS_QUEUE_PASSWORD" => self.jobs.queue_password = Some(value),
+                "INTAKE_JOBS_LEASE_SECONDS" => {
+                    if let Some(n) = number(&mut problems) {
+                        self.jobs.lease_seconds = n;
+                    }
+                }
                 "INTAKE_JOBS_IMPORT_CONCURRENCY" => {
                     if let Some(n) = number(&mut problems) {
                         self.jobs.import_concurrency = usize::try_from(n).unwrap_or(usize::MAX);
@@ -545,6 +604,28 @@ impl ServiceConfig {
             problems.push(
                 "jobs.path: the job queue needs its own file, not the state store's".to_owned(),
             );
+        }
+        if self.jobs.queue != "sqlite" && !self.jobs.on_broker() {
+            problems.push(format!(
+                "jobs.queue: '{}' is neither \"sqlite\" nor a RabbitMQ URL (amqp://… or amqps://…)",
+                self.jobs.queue
+            ));
+        }
+        if self.jobs.queue_password.is_some() && !self.jobs.on_broker() {
+            problems.push("jobs.queue_password: only a RabbitMQ queue takes a password".to_owned());
+        }
+        if self.jobs.on_broker()
+            && let Ok(url) = reqwest::Url::parse(&self.jobs.queue)
+            && url.password().is_some()
+        {
+            problems.push(
+                "jobs.queue: put no password in the URL; name it with jobs.queue_password \
+                 (env:VAR or file:/path)"
+                    .to_owned(),
+            );
+        }
+        if self.jobs.lease_seconds < 3 {
+            problems.push("jobs.lease_seconds: must be at least 3".to_owned());
         }
         if self.jobs.import_concurrency == 0 {
             problems.push("jobs.import_concurrency: must be at least 1".to_owned());

@@ -44,11 +44,21 @@
 //!
 //! # Crashes and restarts
 //! After a crash, the unfinished file is still at its path: the poller sees it again, finds its
-//! claim `claimed`/`importing` and enqueues again — a no-op when the job exists. A job handed back
-//! at a clean shutdown runs at once on the next start; the job of a killed process is re-delivered
-//! by the queue's orphan recovery (after its orphan timeout, 30 s by default), and the runner
-//! resumes the run without writing a row twice. A crash between claiming and enqueueing is healed
-//! by the same re-enqueue.
+//! claim `claimed`/`importing` and enqueues again — a no-op when the job exists (SQLite). A job
+//! handed back at a clean shutdown runs at once on the next start; the job of a killed process is
+//! re-delivered by the queue (SQLite: its orphan recovery, after its orphan timeout, 30 s by
+//! default; RabbitMQ: at once, when the connection drops), and the runner resumes the run without
+//! writing a row twice. A crash between claiming and enqueueing is healed by the same re-enqueue.
+//!
+//! # A cluster (PostgreSQL state, RabbitMQ jobs)
+//! Processes on several machines share the work through leases in the state store (the `leases`
+//! module): the configured sources and templates are registered by one process at a time; a
+//! source is polled only by the holder of its lease (taken and renewed at every poll and before
+//! each file, released at shutdown, taken over by another poller when it expires); the alert
+//! monitor runs in one poller at a time. RabbitMQ cannot deduplicate an enqueue, so a file may get
+//! a second job (a new poller enqueues the unfinished claims it finds); the import job then holds
+//! a lease on its claim while it imports, and a second job waits for it ([`JobError::busy`], no
+//! attempt used) and finds the claim final.
 //!
 //! # Shutdown
 //! When the token fires: pollers stop; workers take no new job; imports in flight may finish for
@@ -59,6 +69,7 @@
 pub mod config;
 mod email_inbox;
 mod http_pull;
+mod leases;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -356,11 +367,13 @@ impl Service {
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         let Service { config, sources, client, role } = self;
-        for path in [&config.state.path, &config.jobs.path] {
-            create_parent(path)?;
+        create_parent(&config.state.path)?;
+        if !config.jobs.on_broker() {
+            create_parent(&config.jobs.path)?;
         }
+        let queue_location = config.jobs.queue_location().map_err(ServiceError::Internal)?;
         let store = Store::open(&config.state.path).await?;
-        let queue = match JobQueue::open(&config.jobs.path, config.jobs.queue_config()).await {
+        let queue = match JobQueue::open(&queue_location, config.jobs.queue_config()).await {
             Ok(queue) => queue,
             Err(e) => {
                 store.close().await;
@@ -429,6 +442,10 @@ struct Shared {
     stats: Stats,
     /// Routes, gates, stores and queues the alert events.
     alerting: Arc<Alerting>,
+    /// This process among the cluster's, as the holder of its leases.
+    instance: String,
+    /// How long a lease lasts unless renewed (`[jobs] lease_seconds`).
+    lease: Duration,
 }
 
 /// A registered source: its store id and what the runner needs.
@@ -477,9 +494,34 @@ async fn serve(
 ) -> Result<ServeSummary, ServiceError> {
     let tenant = config.platform.tenant_id.clone();
     let mut active = Vec::with_capacity(sources.len());
+    // Processes of a cluster starting together register the same sources: one at a time.
+    let instance = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
+    let lease_ttl = config.jobs.lease();
+    let registering = leases::HeldLease::wait_for(
+        store,
+        leases::registration_lease(&tenant),
+        instance.clone(),
+        lease_ttl,
+        lease_ttl.saturating_mul(2),
+    )
+    .await?
+    .ok_or_else(|| {
+        ServiceError::Internal(
+            "another process kept the registration lease too long; try again".to_owned(),
+        )
+    })?;
+    let mut registered = Ok(());
     for prepared in sources {
-        active.push(register(store, &tenant, prepared).await?);
+        match register(store, &tenant, prepared).await {
+            Ok(source) => active.push(source),
+            Err(e) => {
+                registered = Err(e);
+                break;
+            }
+        }
     }
+    registering.release().await;
+    registered?;
     let configured: HashSet<String> = active.iter().map(|s| s.context.id.clone()).collect();
     let links = Links { public_url: config.api.as_ref().and_then(|api| api.public_url.clone()) };
     let alerting =
@@ -495,6 +537,8 @@ async fn serve(
         abort: CancellationToken::new(),
         stats: Stats::default(),
         alerting: Arc::new(alerting),
+        instance,
+        lease: lease_ttl,
     });
 
     // Pollers stop on shutdown, or when the workers stopped on their own (a queue failure).
@@ -514,7 +558,7 @@ async fn serve(
         }
         tracing::info!(sources = pollers.len(), "intake serve: polling");
         let interval = Duration::from_secs(config.alerts.monitor_interval_seconds);
-        pollers.spawn(monitor_alerts(shared.alerting.clone(), interval, stop_polling.clone()));
+        pollers.spawn(monitor_alerts(shared.clone(), interval, stop_polling.clone()));
     }
     // Every role knows the sources created through the REST layer (a worker imports their
     // files); only a poller polls them.
@@ -1017,7 +1061,28 @@ async fn poll_source(shared: Arc<Shared>, source: Arc<ActiveSource>, stop: Cance
     // Given-up import jobs of this source already ended on the store by this process.
     let mut ended: HashSet<String> = HashSet::new();
     let mut health = SourceHealth::default();
+    let lease = leases::poll_lease(&shared.tenant, &source.context.id);
+    let mut leading = false;
     loop {
+        // One poller of the cluster at a time: the holder of the source's lease.
+        match shared.store.acquire_lease(&lease, &shared.instance, shared.lease).await {
+            Ok(true) => {
+                if !leading {
+                    tracing::info!(source = %name, "polling this source (took its lease)");
+                }
+                leading = true;
+            }
+            Ok(false) | Err(_) => {
+                if leading {
+                    tracing::warn!(source = %name, "another process polls this source now (lease lost)");
+                }
+                leading = false;
+                if poller.wait(&stop).await == Wake::Cancelled {
+                    break;
+                }
+                continue;
+            }
+        }
         end_given_up_imports(&shared, source, &mut ended).await;
         let report = poller.poll().await;
         bump(&shared.stats.polls);
@@ -1040,6 +1105,13 @@ async fn poll_source(shared: Arc<Shared>, source: Arc<ActiveSource>, stop: Cance
             if handed.get(&file.path) == Some(&version) {
                 continue;
             }
+            // Still the source's poller? (Hashing a large file may take a while.)
+            if !matches!(
+                shared.store.acquire_lease(&lease, &shared.instance, shared.lease).await,
+                Ok(true)
+            ) {
+                break;
+            }
             match hand_off(&shared, source, file).await {
                 Ok(()) => {
                     handed.insert(file.path.clone(), version);
@@ -1054,6 +1126,9 @@ async fn poll_source(shared: Arc<Shared>, source: Arc<ActiveSource>, stop: Cance
         if poller.wait(&stop).await == Wake::Cancelled {
             break;
         }
+    }
+    if leading && let Err(e) = shared.store.release_lease(&lease, &shared.instance).await {
+        tracing::warn!(source = %name, error = %e, "cannot release the source's lease; it expires on its own");
     }
     tracing::debug!(source = %name, "poller stopped");
 }
@@ -1321,17 +1396,48 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
     let tenant = &shared.tenant;
     let store_error = |e: StoreError| job_error(e.is_retryable(), e);
     let claim = shared.store.get_claim(tenant, &job.claim_id).await.map_err(store_error)?;
+    // A queue that may deliver this job twice (RabbitMQ): hold the claim while importing it.
+    let lease = if shared.queue.enqueue_is_idempotent() {
+        None
+    } else {
+        let name = leases::import_lease(tenant, &claim.meta.id);
+        let holder = format!("{}:{}", shared.instance, ulid::Ulid::generate());
+        match leases::HeldLease::take(&shared.store, name, holder, shared.lease).await {
+            Ok(Some(lease)) => Some(lease),
+            Ok(None) => {
+                return Err(JobError::busy(format!(
+                    "another worker is importing {} (claim {})",
+                    claim.path, claim.meta.id
+                )));
+            }
+            Err(e) => return Err(store_error(e)),
+        }
+    };
+    let result = import_held_claim(shared, &source, &claim).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+/// Imports a claimed file of `source` (see [`import_claimed_file`]).
+async fn import_held_claim(
+    shared: &Shared,
+    source: &ActiveSource,
+    claim: &FileClaim,
+) -> Result<(), JobError> {
+    let tenant = &shared.tenant;
     let file = match source.context.source.stat(&claim.path).await {
         Ok(file) => file,
         Err(SourceError::NotFound { .. }) => {
             // Gone before it was imported (or after, when the job is re-delivered after the move).
-            supersede(shared, &claim, "the file is gone").await;
+            supersede(shared, claim, "the file is gone").await;
             bump(&shared.stats.skipped);
             return Ok(());
         }
         Err(e) => return Err(job_error(e.is_retryable(), e)),
     };
-    let templates = current_templates(shared, &source).await;
+    let templates = current_templates(shared, source).await;
     let import = FileImport {
         store: &shared.store,
         tenant,
@@ -1348,7 +1454,7 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
             tracing::info!(path = %file.path, run = %run.meta.id, status = run.body.status.as_str(), ?placement, "file imported");
             raise_run_events(shared, &run, &templates).await;
             if run.body.claim_id.as_deref() != Some(claim.meta.id.as_str()) {
-                supersede(shared, &claim, "its content changed before the import").await;
+                supersede(shared, claim, "its content changed before the import").await;
             }
             Ok(())
         }
@@ -1365,7 +1471,7 @@ async fn import_claimed_file(shared: &Shared, job: &ImportFile) -> Result<(), Jo
             tracing::info!(path = %file.path, ?reason, "nothing to import");
             if reason != SkipReason::AlreadyImported || claim_id.as_deref() != Some(&claim.meta.id)
             {
-                supersede(shared, &claim, "the file changed before the import").await;
+                supersede(shared, claim, "the file changed before the import").await;
             }
             Ok(())
         }
@@ -1381,12 +1487,21 @@ const ALERT_CONCURRENCY: usize = 2;
 
 /// Every `interval` until `stop`: the alert dispatcher's tick (digests, given-up deliveries) and
 /// the SLA monitor.
-async fn monitor_alerts(alerting: Arc<Alerting>, interval: Duration, stop: CancellationToken) {
+/// One poller of the cluster at a time runs it (a lease), so a window is reported once.
+async fn monitor_alerts(shared: Arc<Shared>, interval: Duration, stop: CancellationToken) {
+    let alerting = &shared.alerting;
+    let lease = leases::alert_monitor_lease(&shared.tenant);
     loop {
         let now = Utc::now();
-        alerting.tick(now).await;
-        if let Err(e) = crate::alerting::sla_monitor::check(&alerting, now).await {
-            tracing::warn!(error = %e, "the SLA monitor could not check the templates");
+        match shared.store.acquire_lease(&lease, &shared.instance, shared.lease).await {
+            Ok(true) => {
+                alerting.tick(now).await;
+                if let Err(e) = crate::alerting::sla_monitor::check(alerting, now).await {
+                    tracing::warn!(error = %e, "the SLA monitor could not check the templates");
+                }
+            }
+            Ok(false) => tracing::debug!("another process runs the alert monitor"),
+            Err(e) => tracing::warn!(error = %e, "cannot take the alert monitor's lease"),
         }
         tokio::select! {
             () = stop.cancelled() => break,

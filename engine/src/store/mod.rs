@@ -250,6 +250,26 @@ impl Store {
         dispatch!(self, s => s.delete(collection, tenant, id, expected_revision).await)
     }
 
+    // ---- leases -----------------------------------------------------------------------------
+
+    /// Takes the lease `name` for `holder` until `ttl` from now, or renews it when `holder`
+    /// already has it; `false` (and nothing changed) while another holder's lease runs. Of any
+    /// number of racing callers at most one gets `true`. A holder that stops renewing loses the
+    /// lease when it expires: that is how a dead poller's source is taken over.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.acquire_lease(name, holder, ttl).await)
+    }
+
+    /// Gives up the lease `name` if `holder` still has it (a no-op otherwise).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.release_lease(name, holder).await)
+    }
+
     // ---- file claims ------------------------------------------------------------------------
 
     /// Claims one version of a file; exactly one of any number of racing callers gets

@@ -431,6 +431,43 @@ impl PgStore {
         Ok(())
     }
 
+    /// Takes or renews the lease `name` for `holder` until `ttl` from now (the database's
+    /// clock); `false` when another holder's lease has not expired.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let taken = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) \
+             VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond') \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at <= clock_timestamp() \
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ttl_ms as f64)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        Ok(taken.is_some())
+    }
+
+    /// Gives the lease `name` up, if `holder` still holds it.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
     /// Runs per status with their summed counts, and the sources in error, over every tenant.
     pub async fn run_statistics(&self) -> Result<RunStatistics, StoreError> {
         let sum = |field: &str| {

@@ -297,6 +297,42 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Takes or renews the lease `name` for `holder` until `ttl` from now; `false` when another
+    /// holder's lease has not expired.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now_ms = Utc::now().timestamp_millis();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let taken = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at_ms) VALUES (?1, ?2, ?3 + ?4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+             expires_at_ms = excluded.expires_at_ms \
+             WHERE leases.holder = excluded.holder OR leases.expires_at_ms <= ?3 \
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now_ms)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Gives the lease `name` up, if `holder` still holds it.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Runs per status with their summed counts, and the sources in error, over every tenant.
     pub async fn run_statistics(&self) -> Result<RunStatistics, StoreError> {
         let sum = |field: &str| format!("COALESCE(SUM(json_extract(doc, '$.counts.{field}')), 0)");
