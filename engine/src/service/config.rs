@@ -782,6 +782,44 @@ mod tests {
     }
 
     #[test]
+    fn a_rabbitmq_queue_takes_its_password_by_reference_and_nothing_else_is_a_queue() {
+        let with = |jobs: &str| {
+            let text = MINIMAL.replace("[platform]", &format!("[jobs]\n{jobs}\n[platform]"));
+            ServiceConfig::from_toml("x.toml", &text).unwrap()
+        };
+        let default = with("");
+        assert!(!default.jobs.on_broker());
+        assert_eq!(default.jobs.queue_location().unwrap(), default.jobs.path);
+        assert_eq!(default.jobs.lease(), Duration::from_secs(30));
+
+        let broker = with(
+            "queue = \"amqp://intake@rabbit:5672/%2f\"\nqueue_password = \"file:/nonexistent/pw\"",
+        );
+        assert!(broker.jobs.on_broker());
+        assert_eq!(broker.validate(), Ok(()));
+        let error = broker.jobs.queue_location().unwrap_err();
+        assert!(error.starts_with("jobs.queue_password:"), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "s3cret").unwrap();
+        let broker = with(&format!(
+            "queue = \"amqp://intake@rabbit:5672/%2f\"\nqueue_password = \"file:{}\"",
+            secret.display()
+        ));
+        assert_eq!(broker.jobs.queue_location().unwrap(), "amqp://intake:s3cret@rabbit:5672/%2f");
+
+        let problems = with(
+            "queue = \"redis://x\"\nqueue_password = \"env:X\"\nlease_seconds = 1",
+        )
+        .validate()
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let inline = with("queue = \"amqp://intake:pw@rabbit/%2f\"").validate().unwrap_err();
+        assert!(inline[0].contains("put no password in the URL"), "{inline:?}");
+    }
+
+    #[test]
     fn unknown_fields_are_refused_with_the_file_name() {
         let problems = ServiceConfig::from_toml("x.toml", "[state]\npaht = 1\n").unwrap_err();
         assert!(problems[0].starts_with("x.toml:"), "{problems:?}");
