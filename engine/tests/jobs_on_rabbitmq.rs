@@ -6,6 +6,8 @@
 mod amqp_support;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,20 @@ impl Calls {
     }
 }
 
+type Answer = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
+
+/// A handler that records each call in `calls` and answers `answer(claim, nth call of it)`.
+fn recording(
+    calls: &Calls,
+    answer: impl Fn(&str, usize) -> Result<(), JobError> + Clone + Send + Sync + 'static,
+) -> impl Fn(ImportFile) -> Answer + Clone + Send + Sync + 'static {
+    let calls = calls.clone();
+    move |job: ImportFile| {
+        let result = answer(&job.claim_id, calls.record(&job.claim_id));
+        Box::pin(async move { result })
+    }
+}
+
 async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !check() {
@@ -81,17 +97,7 @@ async fn every_job_runs_once_and_the_queue_drains() {
 
     let calls = Calls::default();
     let stop = CancellationToken::new();
-    let handler = {
-        let calls = calls.clone();
-        move |job: ImportFile| {
-            let calls = calls.clone();
-            async move {
-                calls.record(&job.claim_id);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Ok::<(), JobError>(())
-            }
-        }
-    };
+    let handler = recording(&calls, |_, _| Ok(()));
     let workers = tokio::spawn(Workers::new(&queue).import_file(4, handler).run(stop.clone()));
     wait_until("40 jobs run", || calls.total() >= 40).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -111,18 +117,10 @@ async fn a_retryable_failure_comes_back_after_its_delay_until_it_succeeds() {
     queue.enqueue_import_file(import("flaky")).await.expect("enqueue");
     let calls = Calls::default();
     let stop = CancellationToken::new();
-    let handler = {
-        let calls = calls.clone();
-        move |job: ImportFile| {
-            let calls = calls.clone();
-            async move {
-                match calls.record(&job.claim_id) {
-                    1 | 2 => Err(JobError::retryable("the platform answered 503")),
-                    _ => Ok(()),
-                }
-            }
-        }
-    };
+    let handler = recording(&calls, |_, n| match n {
+        1 | 2 => Err(JobError::retryable("the platform answered 503")),
+        _ => Ok(()),
+    });
     let workers = tokio::spawn(Workers::new(&queue).import_file(2, handler).run(stop.clone()));
     wait_until("the third attempt", || calls.count("flaky") >= 3).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -147,20 +145,11 @@ async fn permanent_failures_and_used_up_attempts_end_in_the_dead_letter_queue_wi
     queue.enqueue_import_file(import("fine")).await.expect("enqueue");
     let calls = Calls::default();
     let stop = CancellationToken::new();
-    let handler = {
-        let calls = calls.clone();
-        move |job: ImportFile| {
-            let calls = calls.clone();
-            async move {
-                calls.record(&job.claim_id);
-                match job.claim_id.as_str() {
-                    "broken" => Err(JobError::permanent("no template matches inbox/x.csv")),
-                    "always-503" => Err(JobError::retryable("the platform answered 503")),
-                    _ => Ok(()),
-                }
-            }
-        }
-    };
+    let handler = recording(&calls, |claim, _| match claim {
+        "broken" => Err(JobError::permanent("no template matches inbox/x.csv")),
+        "always-503" => Err(JobError::retryable("the platform answered 503")),
+        _ => Ok(()),
+    });
     let workers = tokio::spawn(Workers::new(&queue).import_file(2, handler).run(stop.clone()));
     wait_for_dead(&queue, 2).await;
     stop.cancel();
@@ -210,16 +199,7 @@ async fn a_dead_workers_job_is_redelivered_and_its_attempt_counts() {
     let queue = JobQueue::open(&vhost.url, config(2)).await.expect("open");
     let calls = Calls::default();
     let stop = CancellationToken::new();
-    let handler = {
-        let calls = calls.clone();
-        move |job: ImportFile| {
-            let calls = calls.clone();
-            async move {
-                calls.record(&job.claim_id);
-                Err::<(), _>(JobError::retryable("still failing"))
-            }
-        }
-    };
+    let handler = recording(&calls, |_, _| Err(JobError::retryable("still failing")));
     let workers = tokio::spawn(Workers::new(&queue).import_file(1, handler).run(stop.clone()));
     wait_for_dead(&queue, 1).await;
     stop.cancel();
@@ -259,19 +239,10 @@ async fn a_job_cut_short_by_shutdown_or_busy_elsewhere_uses_no_attempt() {
     queue.enqueue_import_file(import("contended")).await.expect("enqueue");
     let calls = Calls::default();
     let stop = CancellationToken::new();
-    let handler = {
-        let calls = calls.clone();
-        move |job: ImportFile| {
-            let calls = calls.clone();
-            async move {
-                let n = calls.record(&job.claim_id);
-                if job.claim_id == "contended" && n <= 2 {
-                    return Err(JobError::busy("another worker is importing it"));
-                }
-                Ok(())
-            }
-        }
-    };
+    let handler = recording(&calls, |claim, n| match claim {
+        "contended" if n <= 2 => Err(JobError::busy("another worker is importing it")),
+        _ => Ok(()),
+    });
     let second = tokio::spawn(Workers::new(&queue).import_file(2, handler).run(stop.clone()));
     wait_until("both jobs done", || calls.count("long") == 1 && calls.count("contended") == 3)
         .await;
