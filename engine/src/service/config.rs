@@ -809,11 +809,9 @@ mod tests {
         ));
         assert_eq!(broker.jobs.queue_location().unwrap(), "amqp://intake:s3cret@rabbit:5672/%2f");
 
-        let problems = with(
-            "queue = \"redis://x\"\nqueue_password = \"env:X\"\nlease_seconds = 1",
-        )
-        .validate()
-        .unwrap_err();
+        let problems = with("queue = \"redis://x\"\nqueue_password = \"env:X\"\nlease_seconds = 1")
+            .validate()
+            .unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
         let inline = with("queue = \"amqp://intake:pw@rabbit/%2f\"").validate().unwrap_err();
         assert!(inline[0].contains("put no password in the URL"), "{inline:?}");
