@@ -362,7 +362,7 @@ impl Store {
         tenant: &str,
         id: &str,
     ) -> Result<RejectedRecord, StoreError> {
-        dispatch!(self, s => s.get_rejected_record(tenant, id).await)
+        self.get(Collection::RejectedRecords, tenant, id).await?.decode()
     }
 
     /// Lists rejected records (filter by `import_run_id`, `template_id`, `status`, `row_number`).
@@ -382,7 +382,9 @@ impl Store {
         expected_revision: Option<&str>,
         corrected_data: Value,
     ) -> Result<RejectedRecord, StoreError> {
-        dispatch!(self, s => s.correct_rejected_record(tenant, id, expected_revision, corrected_data).await)
+        let corrected = Some(corrected_data);
+        let to = RejectedStatus::Corrected;
+        dispatch!(self, s => s.change_rejected(tenant, id, expected_revision, to, corrected, None, None).await)
     }
 
     /// Moves a record along its state machine with a history row; `validation_errors` replaces
@@ -396,7 +398,8 @@ impl Store {
         validation_errors: Option<Value>,
         note: Option<&str>,
     ) -> Result<RejectedRecord, StoreError> {
-        dispatch!(self, s => s.set_rejected_status(tenant, id, expected_revision, to, validation_errors, note).await)
+        let errors = validation_errors;
+        dispatch!(self, s => s.change_rejected(tenant, id, expected_revision, to, None, errors, note).await)
     }
 
     /// A record's status changes, oldest first.

@@ -904,50 +904,10 @@ impl PgStore {
         Ok(inserted)
     }
 
-    /// See [`super::Store::get_rejected_record`].
-    pub async fn get_rejected_record(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> Result<RejectedRecord, StoreError> {
-        self.get(Collection::RejectedRecords, tenant, id).await?.decode()
-    }
-
-    /// See [`super::Store::correct_rejected_record`].
-    pub async fn correct_rejected_record(
-        &self,
-        tenant: &str,
-        id: &str,
-        expected_revision: Option<&str>,
-        corrected_data: Value,
-    ) -> Result<RejectedRecord, StoreError> {
-        self.change_rejected(
-            tenant,
-            id,
-            expected_revision,
-            RejectedStatus::Corrected,
-            Some(corrected_data),
-            None,
-            None,
-        )
-        .await
-    }
-
-    /// See [`super::Store::set_rejected_status`].
-    pub async fn set_rejected_status(
-        &self,
-        tenant: &str,
-        id: &str,
-        expected_revision: Option<&str>,
-        to: RejectedStatus,
-        validation_errors: Option<Value>,
-        note: Option<&str>,
-    ) -> Result<RejectedRecord, StoreError> {
-        self.change_rejected(tenant, id, expected_revision, to, None, validation_errors, note).await
-    }
-
+    /// See [`super::Store::correct_rejected_record`] and [`super::Store::set_rejected_status`]:
+    /// one status change with its history row, in one transaction.
     #[allow(clippy::too_many_arguments)]
-    async fn change_rejected(
+    pub(super) async fn change_rejected(
         &self,
         tenant: &str,
         id: &str,
@@ -988,7 +948,7 @@ impl PgStore {
         .db()?;
         if rows.is_empty() {
             // Distinguish "no such record" from "no history yet".
-            self.get_rejected_record(tenant, id).await?;
+            self.get(Collection::RejectedRecords, tenant, id).await?;
         }
         rows.iter()
             .map(|row| {
