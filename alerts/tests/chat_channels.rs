@@ -3,14 +3,14 @@
 //! show in no error), PagerDuty's trigger then resolve under one `dedup_key`, and how refusals,
 //! time-outs and absent receivers map to typed, retryable-or-not errors.
 
+#[path = "support/http_receiver.rs"]
+mod http_receiver;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use intake_alerts::channels::{Channel, ChannelConfigError, http_client, slack, teams};
 use intake_alerts::{
@@ -18,113 +18,14 @@ use intake_alerts::{
 };
 use serde_json::{Value, json};
 
+use http_receiver::{Answer, Received, Server, closed_address};
+
 /// The path of the test's Slack webhook URL: the token a Slack URL embeds.
 const SLACK_PATH: &str = "/services/T0INTAKE/B0ALERTS/s3cr3tSlackT0ken";
 /// The path of the test's Teams webhook URL, with its signature.
 const TEAMS_PATH: &str = "/workflows/abc/triggers/manual/paths/invoke?sig=s3cr3tTeamsS1g";
 /// A PagerDuty routing key (32 characters, like a real one).
 const ROUTING_KEY: &str = "R0UT1NGkey0123456789abcdefABCDEF";
-
-/// One request as the receiver got it.
-#[derive(Debug, Clone)]
-struct Received {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
-    }
-}
-
-/// How the receiver answers.
-#[derive(Clone)]
-struct Answer {
-    status: StatusCode,
-    body: String,
-    delay: Duration,
-    /// Whether the body ends with the path and query the request was sent to.
-    echo_uri: bool,
-}
-
-impl Answer {
-    fn new(status: StatusCode, body: impl Into<String>) -> Self {
-        Answer { status, body: body.into(), delay: Duration::ZERO, echo_uri: false }
-    }
-}
-
-#[derive(Clone)]
-struct Receiver {
-    answer: Answer,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-/// A receiver on 127.0.0.1 recording every request (any path) and answering `answer`; it stops
-/// when dropped.
-struct Server {
-    base: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(answer: Answer) -> Server {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let state = Receiver { answer, received: received.clone() };
-        let app = axum::Router::new().fallback(receive).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Server { base: format!("http://{address}"), received, task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn receive(
-    State(state): State<Receiver>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> impl IntoResponse {
-    let mut answer = state.answer.body.clone();
-    if state.answer.echo_uri {
-        answer = format!("{answer} {uri}");
-    }
-    state.received.lock().expect("lock").push(Received { method, uri, headers, body });
-    tokio::time::sleep(state.answer.delay).await;
-    (state.answer.status, answer).into_response()
-}
-
-/// An address nothing listens on.
-fn closed_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    drop(listener);
-    format!("http://{address}")
-}
 
 fn channel(name: &str, kind: &str, config: Value) -> Channel {
     let item: AlertChannel =

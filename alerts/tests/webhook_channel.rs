@@ -2,14 +2,13 @@
 //! body, a signature the receiver can check on its own), and the typed errors for a refusing,
 //! redirecting, slow or absent receiver and for a secret that cannot be resolved.
 
+#[path = "support/http_receiver.rs"]
+mod http_receiver;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::http::StatusCode;
 use hmac::{Hmac, Mac};
 use intake_alerts::channels::webhook::{
     EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature,
@@ -20,83 +19,11 @@ use intake_alerts::{
 };
 use serde_json::{Value, json};
 
+use http_receiver::{Answer, Server};
+
 const SECRET: &str = "whsec_0123456789abcdef";
-
-/// One request as the receiver got it.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// How the receiver answers.
-#[derive(Clone)]
-struct Answer {
-    status: StatusCode,
-    body: String,
-    delay: Duration,
-    location: Option<String>,
-}
-
-impl Answer {
-    fn status(status: StatusCode, body: impl Into<String>) -> Self {
-        Answer { status, body: body.into(), delay: Duration::ZERO, location: None }
-    }
-}
-
-#[derive(Clone)]
-struct Receiver {
-    answer: Answer,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-/// A receiver on 127.0.0.1 that records each request and answers `answer`; the server stops
-/// when the returned guard is dropped.
-struct Server {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(answer: Answer) -> Server {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let state = Receiver { answer, received: received.clone() };
-        let app = axum::Router::new().route("/hooks/intake", post(receive)).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Server { url: format!("http://{address}/hooks/intake"), received, task }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn receive(
-    State(state): State<Receiver>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> impl IntoResponse {
-    state.received.lock().expect("lock").push(Received { headers, body });
-    tokio::time::sleep(state.answer.delay).await;
-    let mut response = (state.answer.status, state.answer.body.clone()).into_response();
-    if let Some(location) = &state.answer.location
-        && let Ok(value) = location.parse()
-    {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
+/// Where the receiver takes the webhook.
+const HOOK_PATH: &str = "/hooks/intake";
 
 fn webhook(url: &str, timeout_seconds: u64) -> Channel {
     let item: AlertChannel = serde_json::from_value(json!({
@@ -127,27 +54,27 @@ fn event() -> AlertEvent {
         .subject("run-01J9Z")
 }
 
-fn header<'a>(received: &'a Received, name: &str) -> &'a str {
-    received.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
-}
-
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
 #[tokio::test]
 async fn a_delivered_event_is_signed_json_the_receiver_can_verify() {
-    let server = Server::start(Answer::status(StatusCode::NO_CONTENT, "")).await;
+    let server = Server::start(Answer::new(StatusCode::NO_CONTENT, "")).await;
     let before = now();
-    webhook(&server.url, 5).deliver(&Alert::single(event()), &secrets).await.expect("delivered");
+    webhook(&server.url(HOOK_PATH), 5)
+        .deliver(&Alert::single(event()), &secrets)
+        .await
+        .expect("delivered");
     let after = now();
 
     let received = server.received();
     assert_eq!(received.len(), 1);
     let request = &received[0];
-    assert_eq!(header(request, "content-type"), "application/json");
-    assert_eq!(header(request, EVENT_HEADER), "parse_error");
-    let timestamp = header(request, TIMESTAMP_HEADER);
+    assert_eq!(request.uri.path(), HOOK_PATH);
+    assert_eq!(request.header("content-type"), "application/json");
+    assert_eq!(request.header(EVENT_HEADER), "parse_error");
+    let timestamp = request.header(TIMESTAMP_HEADER);
     let seconds: u64 = timestamp.parse().expect("the timestamp is Unix seconds");
     assert!((before..=after).contains(&seconds), "{before} <= {seconds} <= {after}");
 
@@ -156,9 +83,9 @@ async fn a_delivered_event_is_signed_json_the_receiver_can_verify() {
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(&request.body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    assert_eq!(header(request, SIGNATURE_HEADER), expected);
+    assert_eq!(request.header(SIGNATURE_HEADER), expected);
     // And with the helper the module documents for receivers.
-    let signature = header(request, SIGNATURE_HEADER);
+    let signature = request.header(SIGNATURE_HEADER);
     assert!(verify_signature(SECRET.as_bytes(), timestamp, &request.body, signature));
     assert!(!verify_signature(b"another secret", timestamp, &request.body, signature));
 
@@ -182,15 +109,17 @@ async fn a_delivered_event_is_signed_json_the_receiver_can_verify() {
 #[tokio::test]
 async fn a_receiver_answering_500_gives_a_retryable_refusal_with_the_start_of_its_body() {
     let page = format!("database is down; {}", "x".repeat(5000));
-    let server = Server::start(Answer::status(StatusCode::INTERNAL_SERVER_ERROR, page)).await;
-    let error =
-        webhook(&server.url, 5).deliver(&Alert::single(event()), &secrets).await.expect_err("500");
+    let server = Server::start(Answer::new(StatusCode::INTERNAL_SERVER_ERROR, page)).await;
+    let error = webhook(&server.url(HOOK_PATH), 5)
+        .deliver(&Alert::single(event()), &secrets)
+        .await
+        .expect_err("500");
     let DeliveryError::Refused { channel, origin, status, body } = &error else {
         panic!("a refusal: {error:?}");
     };
     assert_eq!(channel, "ops-hook");
     assert_eq!(*status, 500);
-    assert_eq!(origin, &server.url.trim_end_matches("/hooks/intake"));
+    assert_eq!(origin, &server.url(""));
     assert!(body.starts_with("database is down; xxx"), "{body}");
     assert!(body.ends_with('…') && body.len() <= 512 + '…'.len_utf8(), "{}", body.len());
     assert!(error.is_retryable());
@@ -203,20 +132,24 @@ async fn a_receiver_answering_500_gives_a_retryable_refusal_with_the_start_of_it
 
 #[tokio::test]
 async fn a_client_error_is_not_retryable_and_a_redirect_is_not_followed() {
-    let server = Server::start(Answer::status(StatusCode::UNAUTHORIZED, "bad signature")).await;
-    let error =
-        webhook(&server.url, 5).deliver(&Alert::single(event()), &secrets).await.expect_err("401");
+    let server = Server::start(Answer::new(StatusCode::UNAUTHORIZED, "bad signature")).await;
+    let error = webhook(&server.url(HOOK_PATH), 5)
+        .deliver(&Alert::single(event()), &secrets)
+        .await
+        .expect_err("401");
     assert!(
         matches!(&error, DeliveryError::Refused { status: 401, body, .. } if body == "bad signature")
     );
     assert!(!error.is_retryable());
 
-    let mut moved = Answer::status(StatusCode::FOUND, "");
-    let elsewhere = Server::start(Answer::status(StatusCode::OK, "")).await;
-    moved.location = Some(elsewhere.url.clone());
+    let mut moved = Answer::new(StatusCode::FOUND, "");
+    let elsewhere = Server::start(Answer::new(StatusCode::OK, "")).await;
+    moved.location = Some(elsewhere.url(HOOK_PATH));
     let server = Server::start(moved).await;
-    let error =
-        webhook(&server.url, 5).deliver(&Alert::single(event()), &secrets).await.expect_err("302");
+    let error = webhook(&server.url(HOOK_PATH), 5)
+        .deliver(&Alert::single(event()), &secrets)
+        .await
+        .expect_err("302");
     assert!(
         matches!(&error, DeliveryError::Refused { status: 302, body, .. } if body == "(empty body)")
     );
@@ -241,10 +174,10 @@ async fn a_receiver_that_is_not_listening_gives_an_unreachable_error() {
 
 #[tokio::test]
 async fn a_receiver_slower_than_the_timeout_gives_a_timed_out_error() {
-    let mut slow = Answer::status(StatusCode::OK, "");
+    let mut slow = Answer::new(StatusCode::OK, "");
     slow.delay = Duration::from_secs(5);
     let server = Server::start(slow).await;
-    let error = webhook(&server.url, 1)
+    let error = webhook(&server.url(HOOK_PATH), 1)
         .deliver(&Alert::single(event()), &secrets)
         .await
         .expect_err("timeout");
@@ -255,8 +188,8 @@ async fn a_receiver_slower_than_the_timeout_gives_a_timed_out_error() {
 
 #[tokio::test]
 async fn an_unresolvable_or_empty_secret_sends_nothing() {
-    let server = Server::start(Answer::status(StatusCode::OK, "")).await;
-    let channel = webhook(&server.url, 5);
+    let server = Server::start(Answer::new(StatusCode::OK, "")).await;
+    let channel = webhook(&server.url(HOOK_PATH), 5);
 
     let missing = |reference: &str| {
         Err(SecretError { reference: reference.into(), reason: "variable not set".into() })
@@ -276,8 +209,8 @@ async fn an_unresolvable_or_empty_secret_sends_nothing() {
 
 #[tokio::test]
 async fn the_secret_is_resolved_for_every_delivery_so_rotation_needs_no_rebuild() {
-    let server = Server::start(Answer::status(StatusCode::OK, "")).await;
-    let channel = webhook(&server.url, 5);
+    let server = Server::start(Answer::new(StatusCode::OK, "")).await;
+    let channel = webhook(&server.url(HOOK_PATH), 5);
     let current = Arc::new(Mutex::new("first-secret".to_owned()));
     let resolver = {
         let current = current.clone();
@@ -291,7 +224,7 @@ async fn the_secret_is_resolved_for_every_delivery_so_rotation_needs_no_rebuild(
     assert_eq!(received.len(), 2);
     for (request, secret) in received.iter().zip(["first-secret", "second-secret"]) {
         let (timestamp, signature) =
-            (header(request, TIMESTAMP_HEADER), header(request, SIGNATURE_HEADER));
+            (request.header(TIMESTAMP_HEADER), request.header(SIGNATURE_HEADER));
         assert!(verify_signature(secret.as_bytes(), timestamp, &request.body, signature));
     }
 }
