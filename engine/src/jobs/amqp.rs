@@ -135,6 +135,16 @@ impl AmqpJobs {
         self.config.backoff_min.saturating_mul(1 << doublings).min(self.config.backoff_max)
     }
 
+    /// Every retry delay in use, each once: after each failed attempt but the last, and the
+    /// wait of a busy job (the first delay, also when only one attempt is allowed).
+    fn retry_delays(&self) -> Vec<Duration> {
+        let attempts = u64::try_from(self.config.max_attempts).unwrap_or(u64::MAX);
+        let mut delays: Vec<Duration> = (1..attempts.max(2)).map(|a| self.retry_delay(a)).collect();
+        // Non-decreasing (doubling up to the maximum), so repeats are neighbours.
+        delays.dedup();
+        delays
+    }
+
     /// Declares `queue`, its dead-letter queue and its retry queues.
     async fn declare(&self, queue: &str) -> Result<(), JobQueueError> {
         let channel = &self.publisher;
@@ -156,12 +166,7 @@ impl AmqpJobs {
             )
             .await
             .map_err(|e| self.broker_error(&format!("declaring {dead}"), e))?;
-        let attempts = u64::try_from(self.config.max_attempts).unwrap_or(u64::MAX);
-        let mut delays: Vec<Duration> = (1..attempts).map(|a| self.retry_delay(a)).collect();
-        // Waiting for a busy file (not counted as an attempt) uses the first delay.
-        delays.push(self.retry_delay(1));
-        delays.dedup();
-        for delay in delays {
+        for delay in self.retry_delays() {
             let name = retry_queue(queue, delay);
             let mut args = BTreeMap::new();
             let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
@@ -211,12 +216,10 @@ impl AmqpJobs {
         let mut names = Vec::new();
         for queue in QUEUES {
             names.push(queue.to_owned());
-            let attempts = u64::try_from(self.config.max_attempts).unwrap_or(u64::MAX);
-            for a in 1..attempts.max(2) {
-                names.push(retry_queue(queue, self.retry_delay(a)));
+            for delay in self.retry_delays() {
+                names.push(retry_queue(queue, delay));
             }
         }
-        names.dedup();
         // A channel of its own: a failed passive declare closes the channel it was made on.
         let channel = self
             .connection

@@ -107,10 +107,7 @@ impl<J: Job> Attempt<J> {
     /// Runs one delivery to its end: acknowledged (done, retried or dead), or handed back.
     async fn run(self, delivery: Delivery) {
         let headers = delivery.properties.headers().clone().unwrap_or_default();
-        let carried = header_u64(&headers, ATTEMPTS_HEADER).unwrap_or(0);
-        let died = header_u64(&headers, DELIVERY_COUNT_HEADER).unwrap_or(0);
-        // Attempts used before this one: failed ones carried over, and deliveries that died.
-        let used = carried + died;
+        let used = attempts_used(&headers);
         let id = delivery
             .properties
             .message_id()
@@ -190,8 +187,7 @@ impl<J: Job> Attempt<J> {
 /// the delivery acknowledged); if that fails, the delivery is returned to the broker.
 async fn hand_back<J: Job>(jobs: &AmqpJobs, delivery: Delivery, why: &str) {
     let headers = delivery.properties.headers().clone().unwrap_or_default();
-    let used = header_u64(&headers, ATTEMPTS_HEADER).unwrap_or(0)
-        + header_u64(&headers, DELIVERY_COUNT_HEADER).unwrap_or(0);
+    let used = attempts_used(&headers);
     let id =
         delivery.properties.message_id().as_ref().map_or_else(String::new, |id| id.to_string());
     let copy = Republish { body: &delivery.data, id: &id, attempts: used, reason: Some(why) };
@@ -202,6 +198,13 @@ async fn hand_back<J: Job>(jobs: &AmqpJobs, delivery: Delivery, why: &str) {
         }
         Err(error) => requeue(J::QUEUE, &delivery, &error).await,
     }
+}
+
+/// Attempts a delivery's job used before it: failed ones carried over by retries, and
+/// deliveries that died with their worker.
+fn attempts_used(headers: &FieldTable) -> u64 {
+    header_u64(headers, ATTEMPTS_HEADER).unwrap_or(0)
+        + header_u64(headers, DELIVERY_COUNT_HEADER).unwrap_or(0)
 }
 
 async fn ack(queue: &str, delivery: &Delivery) {
